@@ -1,0 +1,3 @@
+"""redpipe: stream new Reddit posts into SQLite."""
+
+__version__ = "1.0.0"

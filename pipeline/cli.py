@@ -1,0 +1,239 @@
+"""redpipe: stream new Reddit posts into a SQLite database, exactly once, forever.
+
+Usage:
+  redpipe.pyz <database> [options]
+  redpipe.pyz (-h | --help | --version)
+
+Options:
+  --subreddit NAMES   Subreddits to follow, joined with + [default: all].
+  --interval SECONDS  Least time between two polls; polling adapts above it
+                      to how fast posts arrive [default: 1].
+  --max-records N     Stop cleanly once N new records are stored
+                      (default: run until stopped).
+  --base-url URL      API root. Default: https://oauth.reddit.com with
+                      credentials, https://www.reddit.com without them.
+  --auth-url URL      Where OAuth tokens come from
+                      [default: https://www.reddit.com].
+  --user-agent UA     User-Agent sent with every request
+                      (default: <platform>:redpipe:v<version> (SQLite archiver)).
+  -v, --verbose       Also log every request.
+  -q, --quiet         Only errors: no progress, no summary.
+  -h, --help          Show this text.
+  --version           Show the version.
+
+Environment:
+  REDPIPE_CLIENT_ID, REDPIPE_CLIENT_SECRET
+                      A Reddit app's id and secret (app-only OAuth). Never
+                      passed as arguments, which other users can see in ps.
+
+Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
+3 database unusable, 4 credentials needed or refused, 5 Reddit refused the listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType, TracebackType
+from typing import Any, TextIO
+
+from . import __version__
+from .errors import EXIT_OK, EXIT_USAGE, RedpipeError
+
+log = logging.getLogger("pipeline")
+
+# Problems and progress are reported this often when stderr is not a terminal.
+LOG_PERIOD = 60.0
+CONNECT_TIMEOUT = 10.0
+# Reddit answers within a second or two; a listing that takes longer is stuck.
+READ_TIMEOUT = 20.0
+
+
+class StopRequested(BaseException):
+    """Raised by the signal handler; a BaseException so no `except Exception` eats it."""
+
+
+class Shutdown:
+    """SIGINT/SIGTERM/SIGHUP stop the run at once, except inside a database write.
+
+    Raising from the handler interrupts a hung request or a sleep immediately; inside
+    `critical()` the stop waits for the commit so nothing fetched is torn down.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._depth = 0
+        self._previous: dict[int, Any] = {}
+
+    def install(self) -> None:
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._handle)
+
+    def finishing(self) -> None:
+        """From here on signals are only noted: the wrap-up must run to its end."""
+        self._depth += 1
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.signum is not None:
+            return  # already stopping; a second Ctrl-C must not break the final commit
+        self.signum = signum
+        if self._depth == 0:
+            raise StopRequested
+
+    def critical(self) -> Shutdown:
+        return self
+
+    def __enter__(self) -> Shutdown:
+        self._depth += 1
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self.signum is not None and exc_type is None:
+            raise StopRequested
+
+
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = "redpipe: " if record.levelno < logging.WARNING else "redpipe: warning: "
+        if record.levelno >= logging.ERROR:
+            prefix = "redpipe: error: "
+        return prefix + record.getMessage()
+
+
+def _parse(argv: Sequence[str] | None) -> Any:
+    from docopt import DocoptExit, docopt
+
+    try:
+        args = None if argv is None else list(argv)
+        return docopt(__doc__, argv=args, version=f"redpipe {__version__}")
+    except DocoptExit as exc:
+        # docopt prints nothing itself; the usage text goes to stderr, exit status 2.
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run redpipe; returns the exit status."""
+    args = _parse(argv)
+    stderr = sys.stderr
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        from .config import from_args
+
+        config = from_args(args, os.environ)
+    except RedpipeError as exc:
+        shutdown.restore()
+        usage = __doc__.split("\n\n")[1]
+        stderr.write(f"redpipe: error: {exc}\n{usage}\n")
+        return exc.exit_code
+    except StopRequested:
+        shutdown.restore()
+        return EXIT_OK
+    try:
+        return _run(config, stderr, shutdown)
+    except StopRequested:  # stopped before the run had anything to wrap up
+        return EXIT_OK
+    finally:
+        shutdown.restore()
+
+
+def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
+    from .config import Config
+    from .pacing import Backoff, Budget, PollSchedule
+    from .progress import ConsoleHandler, LiveLine, Reporter, Stats
+    from .reddit import RedditClient
+    from .run import pump
+    from .store import Store
+    from .stream import posts
+    from .transport import make_transport
+
+    assert isinstance(config, Config)
+    clock = time.monotonic
+    live = LiveLine(stderr, clock) if config.verbosity >= 0 and stderr.isatty() else None
+    handler = ConsoleHandler(stderr, live)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    levels = {-1: logging.ERROR, 0: logging.INFO, 1: logging.DEBUG}
+    log.setLevel(levels[config.verbosity])
+
+    stats = Stats(started=clock())
+    reporter = Reporter(
+        stats,
+        log,
+        clock,
+        live=live,
+        period=LOG_PERIOD if config.verbosity >= 0 and live is None else None,
+    )
+    store = transport = None
+    try:
+        store = Store.open(config.database)
+        transport = make_transport(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+        client = RedditClient(
+            transport,
+            base_url=config.base_url,
+            auth_url=config.auth_url,
+            user_agent=config.user_agent,
+            credentials=config.credentials,
+            clock=clock,
+        )
+        log.info(
+            "archiving new posts of r/%s into %s (%s stored already)",
+            config.subreddits,
+            config.database,
+            f"{store.count():,}",
+        )
+        batches = posts(
+            lambda after: client.listing(config.listing_path, after=after),
+            store.known,
+            newest_stored=store.newest,
+            clock=clock,
+            sleep=time.sleep,
+            schedule=PollSchedule(min_interval=config.interval, max_interval=30.0),
+            budget=Budget(clock),
+            backoff=Backoff(),
+            on_problem=reporter.problem,
+        )
+        pump(
+            batches,
+            store,
+            reporter,
+            clock=clock,
+            max_records=config.max_records,
+            critical=shutdown.critical,
+        )
+        status = EXIT_OK
+    except StopRequested:
+        status = EXIT_OK
+    except RedpipeError as exc:
+        reporter.close()
+        log.error("%s", exc)
+        status = exc.exit_code
+    finally:
+        shutdown.finishing()
+        if transport is not None:
+            transport.close()
+        if store is not None:
+            store.close()
+    reporter.close()
+    if config.verbosity >= 0 and store is not None:
+        why = "" if shutdown.signum is None else f" (signal {signal.Signals(shutdown.signum).name})"
+        stderr.write(f"redpipe: stopped{why}: {stats.summary(clock())}\n")
+    return status

@@ -1,0 +1,100 @@
+"""Arguments and environment, checked once at the edge and frozen."""
+
+from __future__ import annotations
+
+import math
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from . import __version__
+from .errors import UsageError
+
+OAUTH_BASE = "https://oauth.reddit.com"
+PUBLIC_BASE = "https://www.reddit.com"
+DEFAULT_AUTH = "https://www.reddit.com"
+# Reddit's documented form is <platform>:<app id>:<version> (by /u/<user>); generic
+# agents are throttled hard, so the default names the tool and its version.
+DEFAULT_USER_AGENT = f"{sys.platform}:redpipe:v{__version__} (SQLite archiver)"
+ENV_ID = "REDPIPE_CLIENT_ID"
+ENV_SECRET = "REDPIPE_CLIENT_SECRET"
+# Subreddit names are 2-21 of [A-Za-z0-9_] (3+ for new ones; old ones are shorter).
+_SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
+
+
+@dataclass(frozen=True)
+class Config:
+    database: str
+    subreddits: str
+    interval: float
+    max_records: int | None
+    base_url: str
+    auth_url: str
+    user_agent: str
+    verbosity: int  # -1 quiet, 0 normal, 1 verbose
+    # Never shown: not in repr, never logged.
+    credentials: tuple[str, str] | None = field(default=None, repr=False)
+
+    @property
+    def listing_path(self) -> str:
+        return f"/r/{self.subreddits}/new"
+
+
+def _url(value: str, option: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        raise UsageError(f"{option} must be an http(s) URL like https://host[:port][/path]")
+    return value.rstrip("/")
+
+
+def _positive(value: str, option: str, kind: type) -> Any:
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not math.isfinite(number) or number <= 0:
+        noun = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{option} must be {noun} above 0, not {value!r}")
+    return number
+
+
+def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
+    """Build the Config from docopt's dict and the environment; UsageError if unusable."""
+    database = args["<database>"]
+    if not database:
+        raise UsageError("the database path is empty")
+
+    names = args["--subreddit"].strip()
+    parts = names.split("+")
+    if not all(_SUBREDDIT.match(p) for p in parts):
+        raise UsageError(
+            f"--subreddit must be subreddit names joined with +, like python+rust, not {names!r}"
+        )
+
+    client_id = environ.get(ENV_ID, "").strip()
+    secret = environ.get(ENV_SECRET, "").strip()
+    if bool(client_id) != bool(secret):
+        missing = ENV_SECRET if client_id else ENV_ID
+        raise UsageError(f"{missing} is not set; set both {ENV_ID} and {ENV_SECRET}, or neither")
+    credentials = (client_id, secret) if client_id else None
+
+    base = args["--base-url"] or (OAUTH_BASE if credentials else PUBLIC_BASE)
+    user_agent = args["--user-agent"] or DEFAULT_USER_AGENT
+    if len(user_agent.strip()) < 7 or any(ch in user_agent for ch in "\r\n"):
+        raise UsageError("--user-agent must be a descriptive one-line string")
+
+    max_records = args["--max-records"]
+    return Config(
+        database=database,
+        subreddits=names,
+        interval=_positive(args["--interval"], "--interval", float),
+        max_records=None if max_records is None else _positive(max_records, "--max-records", int),
+        base_url=_url(base, "--base-url"),
+        auth_url=_url(args["--auth-url"], "--auth-url"),
+        user_agent=user_agent.strip(),
+        verbosity=1 if args["--verbose"] else -1 if args["--quiet"] else 0,
+        credentials=credentials,
+    )

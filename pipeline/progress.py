@@ -1,0 +1,193 @@
+"""What the user sees: a live status line on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Callable, TextIO
+
+from .errors import TransientError
+from .stream import Batch, Gap
+
+# Problems of one kind are logged at most once per this many seconds.
+PROBLEM_QUIET = 60.0
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+
+
+@dataclass
+class Stats:
+    started: float
+    stored: int = 0
+    seen_again: int = 0
+    polls: int = 0
+    pages: int = 0
+    problems: int = 0
+    gaps: int = 0
+    possibly_missing: int = 0
+    last_problem: str | None = None
+    last_problem_at: float = 0.0
+    _quiet_until: dict[str, float] = field(default_factory=dict)
+    _suppressed: dict[str, int] = field(default_factory=dict)
+
+    def add_batch(self, batch: Batch, offered: int, stored: int) -> None:
+        self.polls += 1
+        self.pages += batch.pages
+        self.stored += stored
+        # Rows the database ignored were stored meanwhile by another writer.
+        self.seen_again += batch.seen_again + (offered - stored)
+
+    def rate(self, now: float) -> float:
+        return self.stored / max(now - self.started, 1e-9)
+
+    def line(self, now: float) -> str:
+        text = (
+            f"stored {self.stored:,} ({self.rate(now):.1f}/s) | seen again {self.seen_again:,}"
+            f" | polls {self.polls:,}"
+        )
+        if self.gaps:
+            text += f" | gaps {self.gaps} (up to {self.possibly_missing:,} missing)"
+        if self.last_problem:
+            ago = _duration(now - self.last_problem_at)
+            text += f" | last problem {ago} ago: {self.last_problem}"
+        return text
+
+    def summary(self, now: float) -> str:
+        text = (
+            f"stored {self.stored:,} new posts in {_duration(now - self.started)}"
+            f" ({self.rate(now):.1f}/s), {self.seen_again:,} seen again, {self.polls:,} polls,"
+            f" {self.problems:,} problems"
+        )
+        if self.gaps:
+            text += f", {self.gaps} gaps (up to {self.possibly_missing:,} posts missing)"
+        return text
+
+
+def gap_message(gap: Gap) -> str:
+    import time
+
+    def when(utc: float | None) -> str:
+        return "?" if utc is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(utc))
+
+    count = "an unknown number of" if gap.up_to is None else f"up to {gap.up_to:,}"
+    return (
+        f"gap: {count} posts created between {when(gap.older_utc)} and {when(gap.newer_utc)}"
+        " may be missing; Reddit's listing no longer reaches back that far"
+    )
+
+
+class Reporter:
+    """Feeds Stats and turns them into output; the one place that decides what is shown."""
+
+    def __init__(
+        self,
+        stats: Stats,
+        log: logging.Logger,
+        clock: Callable[[], float],
+        *,
+        live: LiveLine | None,
+        period: float | None,
+    ) -> None:
+        self.stats = stats
+        self._log = log
+        self._clock = clock
+        self._live = live
+        self._period = period
+        self._next_report = clock() + (period or 0.0)
+        self._stored_at_report = 0
+
+    def batch(self, batch: Batch, offered: int, stored: int) -> None:
+        self.stats.add_batch(batch, offered, stored)
+        if batch.gap is not None:
+            self.stats.gaps += 1
+            self.stats.possibly_missing += batch.gap.up_to or 0
+            self._log.warning("%s", gap_message(batch.gap))
+        self._refresh()
+
+    def problem(self, exc: TransientError) -> None:
+        now = self._clock()
+        stats = self.stats
+        stats.problems += 1
+        stats.last_problem, stats.last_problem_at = str(exc), now
+        kind = type(exc).__name__
+        if now < stats._quiet_until.get(kind, 0.0):
+            stats._suppressed[kind] = stats._suppressed.get(kind, 0) + 1
+        else:
+            extra = stats._suppressed.pop(kind, 0)
+            more = f" ({extra} more like this in the last minute)" if extra else ""
+            self._log.warning("%s; retrying%s", exc, more)
+            stats._quiet_until[kind] = now + PROBLEM_QUIET
+        self._refresh()
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if self._live is not None:
+            self._live.show(self.stats.line(now))
+        elif self._period is not None and now >= self._next_report:
+            added = self.stats.stored - self._stored_at_report
+            self._log.info(
+                "+%d in the last %s; %s", added, _duration(self._period), self.stats.line(now)
+            )
+            self._stored_at_report = self.stats.stored
+            self._next_report = now + self._period
+
+    def close(self) -> None:
+        if self._live is not None:
+            self._live.clear()
+
+
+class LiveLine:
+    """One line redrawn in place on a terminal, that log messages print above."""
+
+    def __init__(self, stream: TextIO, clock: Callable[[], float], min_gap: float = 0.2) -> None:
+        self._stream = stream
+        self._clock = clock
+        self._min_gap = min_gap
+        self._text = ""
+        self._drawn_at = 0.0
+
+    def show(self, text: str, *, force: bool = False) -> None:
+        self._text = text
+        now = self._clock()
+        if force or now - self._drawn_at >= self._min_gap:
+            self._stream.write("\r\x1b[K" + text)
+            self._stream.flush()
+            self._drawn_at = now
+
+    def clear(self) -> None:
+        if self._text:
+            self._stream.write("\r\x1b[K")
+            self._stream.flush()
+
+    def above(self, message: str) -> None:
+        self._stream.write("\r\x1b[K" + message + "\n")
+        if self._text:
+            self._stream.write(self._text)
+        self._stream.flush()
+
+
+class ConsoleHandler(logging.Handler):
+    """Log records to stderr, printed above the live line when there is one."""
+
+    def __init__(self, stream: TextIO, live: LiveLine | None) -> None:
+        super().__init__()
+        self._stream = stream
+        self._live = live
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = self.format(record)
+            if self._live is not None:
+                self._live.above(message)
+            else:
+                self._stream.write(message + "\n")
+                self._stream.flush()
+        except Exception:  # a broken stderr must not kill the archive
+            self.handleError(record)

@@ -1,0 +1,39 @@
+"""Where the stream, the transform and the store meet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
+from typing import Callable
+
+from .progress import Reporter
+from .store import Store
+from .stream import Batch
+from .transform import post_rows
+
+
+def pump(
+    batches: Iterable[Batch],
+    store: Store,
+    reporter: Reporter,
+    *,
+    clock: Callable[[], float],
+    max_records: int | None,
+    critical: Callable[[], AbstractContextManager[object]],
+) -> None:
+    """Store every batch in one transaction each, until `max_records` new rows if given.
+
+    `critical()` brackets the write so a stop signal waits for the commit instead of
+    tearing the transaction down.
+    """
+    stored = 0
+    for batch in batches:
+        rows = post_rows(batch.items, clock())
+        if max_records is not None:
+            rows = rows[: max_records - stored]
+        with critical():
+            added = store.insert(rows)
+            stored += added
+            reporter.batch(batch, len(rows), added)
+        if max_records is not None and stored >= max_records:
+            return

@@ -1,0 +1,103 @@
+"""Pure: one listing child in, one row tuple out. Never raises, never mutates its input."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+POST_COLUMNS: tuple[str, ...] = (
+    "fullname",
+    "id",
+    "created_utc",
+    "subreddit",
+    "subreddit_id",
+    "author",
+    "author_fullname",
+    "title",
+    "selftext",
+    "url",
+    "permalink",
+    "domain",
+    "is_self",
+    "over_18",
+    "score",
+    "num_comments",
+    "edited",
+    "retrieved_utc",
+)
+
+REDDIT = "https://www.reddit.com"
+Row = tuple[Any, ...]
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _int(value: Any) -> int | None:
+    # bool is an int subclass; True is not a score.
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return value
+
+
+def _flag(value: Any) -> int | None:
+    return int(value) if isinstance(value, bool) else None
+
+
+def post_row(child: Any, retrieved_utc: float) -> Row | None:
+    """The row for a t3 child, or None for anything that is not a post with a fullname."""
+    if not isinstance(child, dict) or child.get("kind") != "t3":
+        return None
+    data = child.get("data")
+    if not isinstance(data, dict):
+        return None
+    name = data.get("name")
+    if not isinstance(name, str) or not name.startswith("t3_") or len(name) < 4:
+        return None
+    get = data.get
+    ident = get("id")
+    if not isinstance(ident, str) or not ident:
+        ident = name[3:]
+    author = get("author")
+    url = get("url")
+    if isinstance(url, str):
+        # Crossposts and profile posts carry a site-relative url, useless as a link.
+        if url.startswith("/"):
+            url = REDDIT + url
+    else:
+        url = None
+    return (
+        name,
+        ident,
+        _number(get("created_utc")),
+        _text(get("subreddit")),
+        _text(get("subreddit_id")),
+        author if isinstance(author, str) else "[deleted]",
+        _text(get("author_fullname")),
+        _text(get("title")),
+        _text(get("selftext")),
+        url,
+        _text(get("permalink")),
+        _text(get("domain")),
+        _flag(get("is_self")),
+        _flag(get("over_18")),
+        _int(get("score")),
+        _int(get("num_comments")),
+        _number(get("edited")),  # false when never edited, else the epoch of the last edit
+        retrieved_utc,
+    )
+
+
+def post_rows(children: Iterable[Any], retrieved_utc: float) -> list[Row]:
+    """Rows for the posts among `children`, in the same order."""
+    rows = []
+    for child in children:
+        row = post_row(child, retrieved_utc)
+        if row is not None:
+            rows.append(row)
+    return rows

@@ -1,0 +1,70 @@
+"""Shared fixtures: the built redpipe.pyz and empty interpreters to run it with."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOR = (3, 9)
+
+
+def _pyenv_root() -> Path:
+    env = os.environ.get("PYENV_ROOT")
+    if env:
+        return Path(env)
+    try:
+        out = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True)
+        return Path(out.stdout.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return Path.home() / ".pyenv"
+
+
+def interpreters(minimum: tuple[int, int] = FLOOR, below: tuple[int, int] = (99, 0)) -> list:
+    """(version, path) of every CPython pyenv has in [minimum, below); else this one."""
+    found = {}
+    for exe in sorted((_pyenv_root() / "versions").glob("*/bin/python")):
+        m = re.fullmatch(r"(\d+)\.(\d+)\.(\d+)", exe.parent.parent.name)
+        if m and minimum <= (int(m[1]), int(m[2])) < below:
+            found[(int(m[1]), int(m[2]))] = exe
+    if not found and minimum <= sys.version_info[:2] < below:
+        found[sys.version_info[:2]] = Path(sys.executable)
+    return [(f"{v[0]}.{v[1]}", found[v]) for v in sorted(found)]
+
+
+SUPPORTED = interpreters()
+
+
+@pytest.fixture(scope="session")
+def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real artifact, built by build.sh exactly as a user builds it."""
+    out = tmp_path_factory.mktemp("build") / "redpipe.pyz"
+    subprocess.run(
+        ["bash", str(ROOT / "build.sh"), str(out)],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+        timeout=600,
+    )
+    return out
+
+
+@pytest.fixture(scope="session")
+def empty_python(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A factory: version -> the python of a `venv --without-pip`, nothing installed."""
+    made: dict[str, Path] = {}
+
+    def make(version: str) -> Path:
+        if version not in made:
+            base = dict(SUPPORTED)[version]
+            target = tmp_path_factory.mktemp(f"venv{version}")
+            subprocess.run([str(base), "-m", "venv", "--without-pip", str(target)], check=True)
+            made[version] = target / "bin" / "python"
+        return made[version]
+
+    return make

@@ -1,0 +1,107 @@
+"""The CLI in-process: arguments, environment, exit codes and messages."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from pipeline import __version__, cli
+from pipeline.config import DEFAULT_USER_AGENT, from_args
+from pipeline.errors import UsageError
+from tests.fakereddit import FakeReddit
+
+
+def parse(*argv: str) -> dict:
+    from docopt import docopt
+
+    return docopt(cli.__doc__, argv=list(argv))
+
+
+def test_help_is_the_usage_text(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["--help"])
+    assert exit_.value.code in (0, None)
+    assert capsys.readouterr().out.strip() == cli.__doc__.strip()
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        cli.main(["--version"])
+    assert capsys.readouterr().out.strip() == f"redpipe {__version__}"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["a.db", "b.db"], ["a.db", "--nope"], ["a.db", "--interval"]],
+)
+def test_bad_arguments_exit_2_with_usage(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert "Usage:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["a.db", "--interval", "0"], "--interval must be a number above 0"),
+        (["a.db", "--interval", "nan"], "--interval"),
+        (["a.db", "--max-records", "-3"], "--max-records must be a whole number"),
+        (["a.db", "--subreddit", "../etc"], "--subreddit"),
+        (["a.db", "--subreddit", "python+"], "--subreddit"),
+        (["a.db", "--base-url", "ftp://x"], "--base-url"),
+        (["a.db", "--user-agent", "x"], "--user-agent"),
+    ],
+)
+def test_invalid_values_exit_2_with_one_message(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[0].startswith("redpipe: error: ")
+    assert message in err.splitlines()[0]
+    assert "Usage:" in err
+
+
+def test_half_set_credentials_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDPIPE_CLIENT_ID", "abc")
+    monkeypatch.delenv("REDPIPE_CLIENT_SECRET", raising=False)
+    with pytest.raises(UsageError, match="REDPIPE_CLIENT_SECRET is not set"):
+        from_args(parse("a.db"), {"REDPIPE_CLIENT_ID": "abc"})
+
+
+def test_defaults_follow_the_credentials() -> None:
+    anon = from_args(parse("a.db"), {})
+    assert anon.base_url == "https://www.reddit.com" and anon.credentials is None
+    authed = from_args(parse("a.db"), {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"})
+    assert authed.base_url == "https://oauth.reddit.com"
+    assert authed.auth_url == "https://www.reddit.com"
+    assert authed.user_agent == DEFAULT_USER_AGENT and "redpipe:v1.0.0" in DEFAULT_USER_AGENT
+    assert authed.subreddits == "all" and authed.listing_path == "/r/all/new"
+    assert "credentials" not in repr(authed)
+
+
+def test_run_in_process_stores_posts_and_restores_signal_handlers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = signal.getsignal(signal.SIGINT)
+    with FakeReddit() as fake:
+        fake.add_posts(25)
+        monkeypatch.setenv("REDPIPE_CLIENT_ID", "test-client")
+        monkeypatch.setenv("REDPIPE_CLIENT_SECRET", "test-secret")
+        db = tmp_path / "p.sqlite"
+        status = cli.main(
+            [str(db), "--base-url", fake.url, "--auth-url", fake.url, "--max-records", "25"]
+        )
+    assert status == 0
+    assert signal.getsignal(signal.SIGINT) is before
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM posts").fetchone() == (25,)
+    conn.close()
+    err = capsys.readouterr().err
+    assert "stored 25 new posts" in err

@@ -1,0 +1,211 @@
+"""End to end: the built redpipe.pyz, run as a subprocess by every supported CPython,
+each in an empty `venv --without-pip`, against the fake Reddit server."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SUPPORTED
+from tests.fakereddit import FakeReddit, Fault
+
+pytestmark = pytest.mark.slow
+VERSIONS = [v for v, _ in SUPPORTED]
+SECRET = "s3cr3t-do-not-print"
+
+
+def env_for(server: FakeReddit | None = None, **extra: str) -> dict[str, str]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    if server is not None:
+        env["REDPIPE_CLIENT_ID"] = "test-client"
+        env["REDPIPE_CLIENT_SECRET"] = SECRET
+    env.update(extra)
+    return env
+
+
+def args_for(server: FakeReddit, db: Path, *more: str) -> list[str]:
+    return [str(db), "--base-url", server.url, "--auth-url", server.url, "--interval", "0.1", *more]
+
+
+@pytest.fixture
+def server() -> Iterator[FakeReddit]:
+    with FakeReddit(client_secret=SECRET) as fake:
+        yield fake
+
+
+@pytest.fixture(params=VERSIONS)
+def run(
+    request: pytest.FixtureRequest, pyz: Path, empty_python: Callable[[str], Path]
+) -> Callable[..., subprocess.CompletedProcess[str]]:
+    python = empty_python(request.param)
+
+    def go(
+        *args: str, env: dict[str, str], timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(python), str(pyz), *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    go.python = python  # type: ignore[attr-defined]
+    go.pyz = pyz  # type: ignore[attr-defined]
+    return go
+
+
+def rows(db: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT fullname, title FROM posts ORDER BY rowid").fetchall()
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_version(run: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    result = run("--version", env=env_for())
+    assert result.returncode == 0
+    assert result.stdout.strip() == "redpipe 1.0.0"
+
+
+def test_streams_exact_posts_and_restarts_without_duplicates(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    db = tmp_path / "posts.sqlite"
+    server.add_posts(120)
+    server.start_feed(40)
+    first = run(*args_for(server, db, "--max-records", "160"), env=env_for(server))
+    assert first.returncode == 0, first.stderr
+    no_traceback(first)
+    assert len(rows(db)) == 160
+    second = run(*args_for(server, db, "--max-records", "60"), env=env_for(server))
+    server.stop_feed()
+    assert second.returncode == 0, second.stderr
+    stored = rows(db)
+    assert len(stored) == 220 == len({name for name, _ in stored})
+    truth = {p["name"]: p["title"] for p in server.posts}
+    # titles exactly as the author wrote them; everything from the first stored post on
+    assert all(truth[name] == title for name, title in stored)
+    order = [p["name"] for p in server.posts]
+    first_i, last_i = order.index(stored[0][0]), max(order.index(n) for n, _ in stored)
+    assert set(order[first_i : last_i + 1]) == {n for n, _ in stored}
+    assert SECRET not in first.stderr + first.stdout
+
+
+def test_sigterm_during_a_hung_request_commits_and_exits_0(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    db = tmp_path / "posts.sqlite"
+    server.add_posts(30)
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [str(python), str(pyz), *args_for(server, db)],
+        env=env_for(server),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while len(rows(db) if db.exists() else []) < 30 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.inject(Fault.hang())
+        while not any(r.hung for r in server.requests) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+        elapsed = time.monotonic() - started
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert elapsed < 1.0
+    assert "Traceback" not in err
+    assert "stopped (signal SIGTERM): stored 30 new posts" in err
+    assert len(rows(db)) == 30
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_without_credentials_the_block_page_is_one_clear_line(
+    run: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    with FakeReddit(require_auth=False, block_unauthenticated=True) as fake:
+        started = time.monotonic()
+        result = run(str(tmp_path / "p.sqlite"), "--base-url", fake.url, env=env_for())
+    assert time.monotonic() - started < 10
+    assert result.returncode == 4
+    no_traceback(result)
+    lines = [line for line in result.stderr.splitlines() if "error" in line]
+    assert len(lines) == 1
+    assert "REDPIPE_CLIENT_ID" in lines[0] and "REDPIPE_CLIENT_SECRET" in lines[0]
+
+
+def test_runs_with_home_unset_or_unwritable(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(10)
+    for n, env in enumerate([{"HOME": "/nonexistent"}, {}]):
+        environment = env_for(server, **env)
+        if not env:
+            del environment["HOME"]
+        db = tmp_path / f"p{n}.sqlite"
+        result = run(*args_for(server, db, "--max-records", "10"), env=environment)
+        assert result.returncode == 0, result.stderr
+        assert len(rows(db)) == 10
+
+
+def test_bad_databases_are_refused_and_left_unchanged(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    foreign = tmp_path / "tutorial.db"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE posts (ID INTEGER PRIMARY KEY, TITLE CHAR(1000) NOT NULL)")
+        conn.execute("INSERT INTO posts (TITLE) VALUES ('hello')")
+    conn.close()
+    for path in (text, foreign):
+        before = hashlib.sha256(path.read_bytes()).hexdigest()
+        result = run(*args_for(server, path), env=env_for(server))
+        assert result.returncode == 3, result.stderr
+        no_traceback(result)
+        assert len(result.stderr.strip().splitlines()) == 1
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == before
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(path.name)) == [
+            path.name
+        ]
+
+
+def test_usage_errors_exit_2_with_usage(
+    run: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    for argv in (["--interval"], ["db", "--max-records", "zero"], ["db", "--bogus"]):
+        result = run(*argv, env=env_for())
+        assert result.returncode == 2, (argv, result.stderr)
+        assert "Usage:" in result.stderr
+        no_traceback(result)
+
+
+def test_verbose_never_prints_the_secret_or_token(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(5)
+    result = run(
+        *args_for(server, tmp_path / "p.sqlite", "-v", "--max-records", "5"), env=env_for(server)
+    )
+    assert result.returncode == 0, result.stderr
+    assert "GET " in result.stderr  # -v really logs requests
+    assert SECRET not in result.stderr + result.stdout
+    assert "bearer" not in (result.stderr + result.stdout).lower()

@@ -1,0 +1,327 @@
+"""The stream's logic with an in-memory listing, a fake clock and a fake sleep."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import pytest
+
+from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, TransientError
+from pipeline.pacing import Backoff, Budget, PollSchedule
+from pipeline.reddit import Page, RateInfo
+from pipeline.stream import Batch, posts
+
+NO_RATE = RateInfo(None, None, None)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+class Listing:
+    """Newest-first pages of 100 over a growing list of posts, reaching back `depth`."""
+
+    def __init__(self, clock: Clock, depth: int = 1000) -> None:
+        self.clock = clock
+        self.depth = depth
+        self.posts: list[dict[str, Any]] = []  # oldest first
+        self.removed: set[str] = set()
+        self.ids = itertools.count(int("1tvsa59", 36))
+        self.calls: list[str | None] = []
+        self.times: list[float] = []
+        self.faults: list[BaseException] = []
+        self.rate = NO_RATE
+
+    def add(self, n: int) -> list[str]:
+        names = []
+        for _ in range(n):
+            ident = self._base36(next(self.ids))
+            self.posts.append(
+                {
+                    "kind": "t3",
+                    "data": {"name": "t3_" + ident, "created_utc": float(int(self.clock.now))},
+                }
+            )
+            names.append("t3_" + ident)
+        return names
+
+    @staticmethod
+    def _base36(n: int) -> str:
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+        out = ""
+        while n:
+            n, r = divmod(n, 36)
+            out = digits[r] + out
+        return out
+
+    def visible(self) -> list[dict[str, Any]]:
+        live = [p for p in reversed(self.posts) if p["data"]["name"] not in self.removed]
+        return live[: self.depth]
+
+    def fetch(self, after: str | None) -> Page:
+        self.calls.append(after)
+        self.times.append(self.clock.now)
+        if self.faults:
+            raise self.faults.pop(0)
+        items = self.visible()
+        start = 0
+        if after is not None:
+            names = [p["data"]["name"] for p in items]
+            if after not in names:
+                return Page([], None, self.rate)
+            start = names.index(after) + 1
+        page = items[start : start + 100]
+        more = start + 100 < len(items)
+        return Page(list(page), page[-1]["data"]["name"] if more and page else None, self.rate)
+
+
+class Harness:
+    def __init__(self, *, depth: int = 1000, stored: Sequence[str] = (), interval: float = 1.0):
+        self.clock = Clock()
+        self.listing = Listing(self.clock, depth)
+        self.db: dict[str, float] = {}
+        for name in stored:
+            self.db[name] = 0.0
+        self.problems: list[TransientError] = []
+        self.schedule = PollSchedule(min_interval=interval, max_interval=30.0)
+        self.budget = Budget(self.clock)
+        self.stream: Iterator[Batch] = posts(
+            self.listing.fetch,
+            self.known,
+            newest_stored=self.newest,
+            clock=self.clock,
+            sleep=self.clock.sleep,
+            schedule=self.schedule,
+            budget=self.budget,
+            backoff=Backoff(rng=random.Random(1)),
+            on_problem=self.problems.append,
+        )
+
+    def known(self, names: Sequence[str]) -> set[str]:
+        return {n for n in names if n in self.db}
+
+    def newest(self) -> tuple[str, float] | None:
+        if not self.db:
+            return None
+        name = max(self.db, key=lambda n: (len(n), n))
+        return name, self.db[name]
+
+    def poll(self) -> tuple[Batch, list[str]]:
+        """One batch, stored as the real pump would store it."""
+        batch = next(self.stream)
+        names = [c["data"]["name"] for c in batch.items]
+        for child in batch.items:
+            assert child["data"]["name"] not in self.db, "yielded a stored post again"
+            self.db[child["data"]["name"]] = child["data"]["created_utc"]
+        return batch, names
+
+
+def test_fresh_database_takes_the_first_page_oldest_first() -> None:
+    h = Harness()
+    added = h.listing.add(250)
+    batch, names = h.poll()
+    assert names == added[-100:]  # oldest first, exactly the newest page
+    assert batch.pages == 1
+    assert batch.gap is None
+    assert h.listing.calls == [None]
+
+
+def test_next_poll_yields_only_new_posts_in_order() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.poll()
+    newer = h.listing.add(30)
+    batch, names = h.poll()
+    assert names == newer
+    assert batch.seen_again == 70
+    assert h.listing.calls == [None, None]
+
+
+def test_burst_larger_than_a_page_is_caught_up_without_duplicates() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.poll()
+    burst = h.listing.add(350)
+    batch, names = h.poll()
+    assert names == burst
+    assert batch.pages == 4
+    assert batch.gap is None
+    assert h.listing.calls[1:] == [None, burst[-100], burst[-200], burst[-300]]
+
+
+def test_restart_catches_up_on_what_was_posted_while_down() -> None:
+    h = Harness()
+    old = h.listing.add(100)
+    h.poll()
+    missed = h.listing.add(640)
+    # a new stream over the same database, as after a restart
+    h2 = Harness()
+    h2.listing = h.listing
+    h2.db = h.db
+    h2.stream = posts(
+        h.listing.fetch,
+        h2.known,
+        newest_stored=h2.newest,
+        clock=h.clock,
+        sleep=h.clock.sleep,
+        schedule=h2.schedule,
+        budget=h2.budget,
+        backoff=Backoff(),
+        on_problem=h2.problems.append,
+    )
+    batch, names = h2.poll()
+    assert names == missed
+    assert set(old) <= set(h2.db)
+    assert batch.gap is None
+
+
+def test_gap_beyond_the_listing_reach_is_reported_with_a_bound() -> None:
+    h = Harness(depth=1000)
+    h.listing.add(100)
+    h.poll()
+    h.listing.add(1500)
+    batch, names = h.poll()
+    assert len(names) == 1000  # everything the listing still reaches
+    assert batch.gap is not None
+    assert batch.gap.up_to == 500  # ids are sequential: exactly the unreachable ones
+    assert batch.pages == 10
+
+
+def test_a_short_listing_read_to_its_end_is_not_a_gap() -> None:
+    h = Harness()
+    first = h.listing.add(50)
+    h.poll()
+    for name in first:  # every stored post was removed from the listing
+        h.listing.removed.add(name)
+    fresh = h.listing.add(120)
+    batch, names = h.poll()
+    assert names == fresh
+    assert batch.gap is None
+
+
+def test_removed_anchor_during_catch_up_steps_back_instead_of_stalling() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.poll()
+    burst = h.listing.add(250)
+    original = h.listing.fetch
+
+    def fetch(after: str | None) -> Page:
+        if after == burst[-100]:  # the anchor is removed just before the catch-up asks
+            h.listing.removed.add(after)
+        return original(after)
+
+    h.listing.fetch = fetch  # type: ignore[method-assign]
+    h.stream = posts(
+        fetch,
+        h.known,
+        newest_stored=h.newest,
+        clock=h.clock,
+        sleep=h.clock.sleep,
+        schedule=h.schedule,
+        budget=h.budget,
+        backoff=Backoff(),
+        on_problem=h.problems.append,
+    )
+    batch, names = h.poll()
+    assert sorted(names) == sorted(burst)
+    assert batch.gap is None
+
+
+def test_empty_listing_yields_an_empty_batch() -> None:
+    h = Harness()
+    batch, names = h.poll()
+    assert names == []
+    assert batch.gap is None
+
+
+@pytest.mark.parametrize(
+    "fault", [NetworkError("connection refused"), ServerError("HTTP 503"), RateLimited("429")]
+)
+def test_transient_failures_are_retried_with_growing_backoff(fault: TransientError) -> None:
+    h = Harness()
+    added = h.listing.add(10)
+    h.listing.faults = [fault, fault, fault]
+    _, names = h.poll()
+    assert names == added
+    assert len(h.problems) == 3
+    waits = [s for s in h.clock.sleeps if s > 0]
+    assert len(waits) == 3
+    assert waits[0] < waits[1] < waits[2]
+
+
+def test_retry_after_is_honoured() -> None:
+    h = Harness()
+    h.listing.add(5)
+    h.listing.faults = [RateLimited("429", retry_after=7.0)]
+    h.poll()
+    assert sum(h.clock.sleeps) >= 7.0
+
+
+def test_fatal_errors_propagate() -> None:
+    h = Harness()
+    h.listing.faults = [ApiError("not found")]
+    with pytest.raises(ApiError):
+        h.poll()
+
+
+def test_budget_spreads_requests_until_the_reset() -> None:
+    h = Harness()
+    h.listing.add(5)
+    h.listing.rate = RateInfo(used=990.0, remaining=10.0, reset=100.0)
+    h.poll()
+    h.poll()
+    # 10 requests left for 100 s: at least 10 s between requests
+    assert h.listing.times[1] - h.listing.times[0] >= 10.0 - 1e-9
+
+
+def test_spent_budget_waits_past_the_reset() -> None:
+    clock = Clock()
+    budget = Budget(clock)
+    budget.update(RateInfo(used=1000.0, remaining=0.0, reset=0.0))
+    assert budget.wait() >= 1.0  # reset=0 with nothing left still waits a second
+
+
+def test_polling_adapts_to_the_arrival_rate() -> None:
+    h = Harness(interval=0.5)
+    h.listing.add(100)
+    h.poll()
+    intervals = []
+    for _ in range(20):
+        # 10 posts/s arrive during whatever gap the stream chose
+        before = h.clock.now
+        h.poll()
+        intervals.append(h.clock.now - before)
+        h.listing.add(max(1, round(10 * (h.clock.now - before))))
+    # about 50 posts per poll at 10 posts/s is ~5 s, never below the floor
+    assert 3.0 < intervals[-1] < 8.0
+    assert min(intervals) >= 0.5
+
+
+def test_schedule_backs_off_when_nothing_arrives() -> None:
+    schedule = PollSchedule(min_interval=1.0, max_interval=30.0)
+    assert schedule.interval() == 1.0
+    schedule.observe(0, 1.0)
+    assert schedule.interval() == 30.0
+
+
+def test_backoff_is_capped_and_resets() -> None:
+    backoff = Backoff(base=1.0, cap=60.0, rng=random.Random(0))
+    delays = [backoff.next() for _ in range(12)]
+    assert max(delays) <= 60.0
+    assert delays[-1] >= 30.0
+    backoff.reset()
+    assert backoff.next() <= 1.0
