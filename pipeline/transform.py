@@ -60,9 +60,6 @@ def post_row(child: Any, retrieved_utc: float) -> Row | None:
     if not isinstance(name, str) or not name.startswith("t3_") or len(name) < 4:
         return None
     get = data.get
-    ident = get("id")
-    if not isinstance(ident, str) or not ident:
-        ident = name[3:]
     author = get("author")
     url = get("url")
     if isinstance(url, str):
@@ -73,7 +70,7 @@ def post_row(child: Any, retrieved_utc: float) -> Row | None:
         url = None
     return (
         name,
-        ident,
+        name[3:],  # the id is the fullname without its kind, whatever `id` says
         _number(get("created_utc")),
         _text(get("subreddit")),
         _text(get("subreddit_id")),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +40,12 @@ def interpreters(minimum: tuple[int, int] = FLOOR, below: tuple[int, int] = (99,
 
 
 SUPPORTED = interpreters()
+
+
+def query(db: Path, sql: str, *params: object) -> list:
+    """Rows of one statement on its own connection, closed after (not just committed)."""
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ import pytest
 from pipeline import __version__, cli
 from pipeline.config import DEFAULT_USER_AGENT, from_args
 from pipeline.errors import UsageError
+from tests.conftest import query
 from tests.fakereddit import FakeReddit
 
 
@@ -100,8 +100,6 @@ def test_run_in_process_stores_posts_and_restores_signal_handlers(
         )
     assert status == 0
     assert signal.getsignal(signal.SIGINT) is before
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT count(*) FROM posts").fetchone() == (25,)
-    conn.close()
+    assert query(db, "SELECT count(*) FROM posts") == [(25,)]
     err = capsys.readouterr().err
     assert "stored 25 new posts" in err

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -15,8 +17,8 @@ from pipeline.errors import (
     RateLimited,
     ServerError,
 )
-from pipeline.reddit import RedditClient
-from pipeline.transport import Transport, make_transport
+from pipeline.reddit import RedditClient, parse_listing
+from pipeline.transport import Response, Transport, make_transport
 from tests.fakereddit import FakeReddit, Fault
 
 UA = "test:redpipe:v1.0.0 (tests)"
@@ -216,3 +218,56 @@ def test_secret_never_appears_in_errors(transport: Transport) -> None:
         with pytest.raises(AuthError) as err:
             client.listing("/r/all/new")
     assert "s3cr3t-value" not in str(err.value)
+
+
+FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
+needs_fixtures = pytest.mark.skipif(
+    not FIXTURES.is_dir(),
+    reason=f"real Reddit responses not found at {FIXTURES} (the ../shared checkout)",
+)
+
+
+@needs_fixtures
+def test_real_429_html_answer_is_rate_limited_with_its_retry_after(
+    server: FakeReddit, transport: Transport
+) -> None:
+    recorded = json.loads(
+        (FIXTURES / "reddit_error_429_html_retry_after.response.json").read_text("utf-8")
+    )
+    keep = ("content-type", "retry-after")
+    headers = {k.lower(): v[0] for k, v in recorded["headers"].items() if k.lower() in keep}
+    server.inject(Fault.status(429, recorded["body"].encode(), headers=headers))
+    with pytest.raises(RateLimited) as err:
+        client_for(server, transport).listing("/r/all/new")
+    assert err.value.retry_after == 4.0
+
+
+@needs_fixtures
+def test_real_429_from_the_token_endpoint_is_rate_limited(
+    server: FakeReddit, transport: Transport
+) -> None:
+    body = (FIXTURES / "reddit_error_429_token_endpoint.json").read_bytes()
+    server.inject(Fault.status(429, body, "application/json; charset=UTF-8"), endpoint="token")
+    with pytest.raises(RateLimited) as err:
+        client_for(server, transport).listing("/r/all/new")
+    assert err.value.retry_after is None
+
+
+@needs_fixtures
+@pytest.mark.parametrize(
+    "name",
+    [
+        "reddit_all_new_2021-01-18_limit100.json",
+        "reddit_all_new_2021-01-18_before_t3_kzj68i.json",
+        "reddit_listing_empty_before_2021-01-18.json",
+    ],
+)
+def test_real_listings_parse(name: str) -> None:
+    body = (FIXTURES / name).read_bytes()
+    headers = {"x-ratelimit-used": "253", "x-ratelimit-remaining": "347.0",
+               "x-ratelimit-reset": "321"}  # fmt: skip
+    page = parse_listing(Response(200, headers, body), "GET /r/all/new")
+    doc = json.loads(body)
+    assert page.children == doc["data"]["children"]
+    assert page.after == doc["data"]["after"]
+    assert (page.rate.used, page.rate.remaining, page.rate.reset) == (253.0, 347.0, 321.0)
