@@ -161,18 +161,26 @@ def test_without_credentials_the_block_page_is_one_clear_line(
     assert "REDPIPE_CLIENT_ID" in lines[0] and "REDPIPE_CLIENT_SECRET" in lines[0]
 
 
-def test_runs_with_home_unset_or_unwritable(
+def test_runs_with_home_unset_or_unwritable_and_leaves_nothing_behind(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
     server.add_posts(10)
-    for n, env in enumerate([{"HOME": "/nonexistent"}, {}]):
-        environment = env_for(server, **env)
-        if not env:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    # HOME under a regular file cannot be created, not even by root.
+    for n, home in enumerate([str(blocker / "home"), None]):
+        environment = env_for(server, TMPDIR=str(scratch))
+        if home is None:
             del environment["HOME"]
+        else:
+            environment["HOME"] = home
         db = tmp_path / f"p{n}.sqlite"
         result = run(*args_for(server, db, "--max-records", "10"), env=environment)
         assert result.returncode == 0, result.stderr
         assert len(rows(db)) == 10
+        assert list(scratch.iterdir()) == []  # temporary files, if any, are gone at exit
 
 
 def test_bad_databases_are_refused_and_left_unchanged(
