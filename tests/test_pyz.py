@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import pty
 import signal
 import sqlite3
 import subprocess
@@ -111,8 +112,12 @@ def test_streams_exact_posts_and_restarts_without_duplicates(
     assert SECRET not in first.stderr + first.stdout
 
 
-def test_sigterm_during_a_hung_request_commits_and_exits_0(
-    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_a_signal_during_a_hung_request_commits_and_exits_0(
+    run: Callable[..., subprocess.CompletedProcess[str]],
+    server: FakeReddit,
+    tmp_path: Path,
+    signum: signal.Signals,
 ) -> None:
     db = tmp_path / "posts.sqlite"
     server.add_posts(30)
@@ -132,7 +137,7 @@ def test_sigterm_during_a_hung_request_commits_and_exits_0(
         while not any(r.hung for r in server.requests) and time.monotonic() < deadline:
             time.sleep(0.02)
         started = time.monotonic()
-        proc.send_signal(signal.SIGTERM)
+        proc.send_signal(signum)
         _, err = proc.communicate(timeout=10)
         elapsed = time.monotonic() - started
     finally:
@@ -142,7 +147,7 @@ def test_sigterm_during_a_hung_request_commits_and_exits_0(
     assert proc.returncode == 0, err
     assert elapsed < 1.0
     assert "Traceback" not in err
-    assert "stopped (signal SIGTERM): stored 30 new posts" in err
+    assert f"stopped (signal {signum.name}): stored 30 new posts" in err
     assert len(rows(db)) == 30
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
@@ -225,3 +230,39 @@ def test_verbose_never_prints_the_secret_or_token(
     assert "GET " in result.stderr  # -v really logs requests
     assert SECRET not in result.stderr + result.stdout
     assert "bearer" not in (result.stderr + result.stdout).lower()
+
+
+def test_a_terminal_gets_a_live_line_and_quiet_gets_nothing(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(40)
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    argv = [
+        str(python),
+        str(pyz),
+        *args_for(server, tmp_path / "tty.sqlite", "--max-records", "40"),
+    ]
+    leader, follower = pty.openpty()
+    try:
+        proc = subprocess.Popen(argv, env=env_for(server), stdin=follower, stdout=follower,
+                                stderr=follower)  # fmt: skip
+        os.close(follower)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            output += chunk
+        assert proc.wait(timeout=30) == 0
+    finally:
+        os.close(leader)
+    text = output.decode()
+    assert "\r\x1b[Kstored 40 (" in text and "| seen again 0 | polls 1" in text
+    assert "redpipe: stopped: stored 40 new posts" in text
+    quiet = run(*args_for(server, tmp_path / "q.sqlite", "-q", "--max-records", "40"),
+                env=env_for(server))  # fmt: skip
+    assert quiet.returncode == 0
+    assert (quiet.stdout, quiet.stderr) == ("", "")

@@ -1,0 +1,91 @@
+"""What the user sees: the live line, periodic log lines, quieted problem repeats."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from pipeline.errors import NetworkError, ServerError
+from pipeline.progress import ConsoleHandler, LiveLine, Reporter, Stats
+from pipeline.stream import Batch, Gap
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def setup(live: bool, period: float | None = 60.0) -> tuple[Reporter, io.StringIO, Clock]:
+    out, clock = io.StringIO(), Clock()
+    line = LiveLine(out, clock, min_gap=0) if live else None
+    log = logging.getLogger(f"test-progress-{live}-{period}")
+    handler = ConsoleHandler(out, line)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    return (
+        Reporter(Stats(clock()), log, clock, live=line, period=None if live else period),
+        out,
+        clock,
+    )
+
+
+def batch(n: int, seen: int = 0, gap: Gap | None = None) -> Batch:
+    return Batch([{"kind": "t3"}] * n, seen, 1, gap)
+
+
+def test_live_line_shows_stored_rate_seen_again_and_last_problem() -> None:
+    reporter, out, clock = setup(live=True)
+    clock.now += 10
+    reporter.batch(batch(50, seen=7), 50, 50)
+    assert out.getvalue().endswith("\r\x1b[Kstored 50 (5.0/s) | seen again 7 | polls 1")
+    reporter.problem(NetworkError("GET /r/all/new: connection reset"))
+    text = out.getvalue()
+    assert "WARNING GET /r/all/new: connection reset; retrying\n" in text  # printed above
+    assert text.endswith("| last problem 0s ago: GET /r/all/new: connection reset")
+    reporter.close()
+    assert out.getvalue().endswith("\r\x1b[K")
+
+
+def test_without_a_terminal_a_plain_line_every_period() -> None:
+    reporter, out, clock = setup(live=False)
+    for _ in range(5):
+        clock.now += 10
+        reporter.batch(batch(20), 20, 20)
+    assert out.getvalue() == ""  # less than a period so far
+    clock.now += 15
+    reporter.batch(batch(20), 20, 18)  # two were stored meanwhile by someone else
+    lines = out.getvalue().splitlines()
+    assert lines == ["INFO +118 in the last 1m00s; stored 118 (1.8/s) | seen again 2 | polls 6"]
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+
+
+def test_repeated_problems_are_logged_once_a_minute_with_a_count() -> None:
+    reporter, out, clock = setup(live=False, period=None)
+    for _ in range(5):
+        reporter.problem(ServerError("GET /r/all/new: HTTP 503"))
+        clock.now += 5
+    reporter.problem(NetworkError("GET /r/all/new: connection refused"))  # another kind
+    clock.now += 60
+    reporter.problem(ServerError("GET /r/all/new: HTTP 502"))
+    assert out.getvalue().splitlines() == [
+        "WARNING GET /r/all/new: HTTP 503; retrying",
+        "WARNING GET /r/all/new: connection refused; retrying",
+        "WARNING GET /r/all/new: HTTP 502; retrying (4 more like this in the last minute)",
+    ]
+    assert reporter.stats.problems == 7
+
+
+def test_a_gap_is_one_line_with_its_time_range_and_counted() -> None:
+    reporter, out, _ = setup(live=False, period=None)
+    reporter.batch(batch(100, gap=Gap(1_610_930_669.0, 1_610_920_000.0, 350)), 100, 100)
+    assert out.getvalue().splitlines() == [
+        "WARNING gap: up to 350 posts created between 2021-01-17 21:46:40Z and "
+        "2021-01-18 00:44:29Z may be missing; Reddit's listing no longer reaches back that far"
+    ]
+    assert "gaps 1 (up to 350 missing)" in reporter.stats.line(0)
+    assert "1 gaps (up to 350 posts missing)" in reporter.stats.summary(0)
