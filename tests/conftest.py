@@ -51,7 +51,11 @@ def query(db: Path, sql: str, *params: object) -> list:
 @pytest.fixture(scope="session")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real artifact, built by build.sh exactly as a user builds it."""
-    out = tmp_path_factory.mktemp("build") / "redpipe.pyz"
+    return build(tmp_path_factory.mktemp("build") / "redpipe.pyz")
+
+
+def build(out: Path) -> Path:
+    """Run build.sh exactly as a user does, writing to `out`."""
     subprocess.run(
         ["bash", str(ROOT / "build.sh"), str(out)],
         check=True,

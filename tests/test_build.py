@@ -8,21 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, interpreters
+from tests.conftest import ROOT, build, interpreters
 
 pytestmark = pytest.mark.slow
 OLD = interpreters(minimum=(2, 0), below=(3, 9))
 
 
 def test_two_builds_are_byte_identical(pyz: Path, tmp_path: Path) -> None:
-    again = tmp_path / "again.pyz"
-    subprocess.run(
-        ["bash", str(ROOT / "build.sh"), str(again)],
-        check=True,
-        cwd=ROOT,
-        capture_output=True,
-        timeout=600,
-    )
+    again = build(tmp_path / "again.pyz")
     assert again.read_bytes() == pyz.read_bytes()
 
 

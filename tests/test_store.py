@@ -7,6 +7,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -136,25 +137,33 @@ def test_paths(tmp_path: Path, case: str) -> None:
             assert store.count() == 0
 
 
-def hold_write_lock(db: Path, seconds: float, ready: threading.Event) -> None:
-    with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
-        conn.execute("BEGIN IMMEDIATE")
-        ready.set()
-        time.sleep(seconds)
-        conn.execute("COMMIT")
+@contextlib.contextmanager
+def write_lock_held(db: Path, seconds: float) -> Iterator[None]:
+    """Another connection holds BEGIN IMMEDIATE on `db` for `seconds` from entry."""
+    ready = threading.Event()
+
+    def hold() -> None:
+        with contextlib.closing(sqlite3.connect(db, isolation_level=None)) as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            ready.set()
+            time.sleep(seconds)
+            conn.execute("COMMIT")
+
+    other = threading.Thread(target=hold)
+    other.start()
+    ready.wait()
+    try:
+        yield
+    finally:
+        other.join()
 
 
 def test_a_held_write_lock_is_waited_out(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite"
-    with Store.open(str(db), busy_timeout=10) as store:
-        ready = threading.Event()
-        other = threading.Thread(target=hold_write_lock, args=(db, 1.0, ready))
-        other.start()
-        ready.wait()
+    with Store.open(str(db), busy_timeout=10) as store, write_lock_held(db, 1.0):
         started = time.monotonic()
         assert store.insert(make_rows(0, 50)) == 50
         waited = time.monotonic() - started
-        other.join()
     assert waited >= 0.5
     assert query(db, "SELECT count(*) FROM posts") == [(50,)]
 
@@ -162,13 +171,8 @@ def test_a_held_write_lock_is_waited_out(tmp_path: Path) -> None:
 def test_a_lock_held_past_the_timeout_is_a_clear_error(tmp_path: Path) -> None:
     db = tmp_path / "p.sqlite"
     with Store.open(str(db), busy_timeout=0.2) as store:
-        ready = threading.Event()
-        other = threading.Thread(target=hold_write_lock, args=(db, 1.0, ready))
-        other.start()
-        ready.wait()
-        with pytest.raises(DatabaseBusy) as err:
+        with write_lock_held(db, 1.0), pytest.raises(DatabaseBusy) as err:
             store.insert(make_rows(0, 50))
-        other.join()
         assert "50 posts t3_0000000 .. t3_0000049 not stored" in str(err.value)
         assert store.insert(make_rows(0, 50)) == 50  # nothing half-written, usable again
 

@@ -13,6 +13,7 @@ from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, Tr
 from pipeline.pacing import Backoff, Budget, PollSchedule
 from pipeline.reddit import Page, RateInfo
 from pipeline.stream import Batch, posts
+from tests.fakereddit import base36
 
 NO_RATE = RateInfo(None, None, None)
 
@@ -48,7 +49,7 @@ class Listing:
     def add(self, n: int) -> list[str]:
         names = []
         for _ in range(n):
-            ident = self._base36(next(self.ids))
+            ident = base36(next(self.ids))
             self.posts.append(
                 {
                     "kind": "t3",
@@ -57,15 +58,6 @@ class Listing:
             )
             names.append("t3_" + ident)
         return names
-
-    @staticmethod
-    def _base36(n: int) -> str:
-        digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-        out = ""
-        while n:
-            n, r = divmod(n, 36)
-            out = digits[r] + out
-        return out
 
     def visible(self) -> list[dict[str, Any]]:
         live = [p for p in reversed(self.posts) if p["data"]["name"] not in self.removed]
