@@ -16,6 +16,8 @@ Options:
                       [default: https://www.reddit.com].
   --user-agent UA     User-Agent sent with every request
                       (default: <platform>:redpipe:v<version> (SQLite archiver)).
+  --timeout SECONDS   Give up on a request that has not answered for this
+                      long, and retry it [default: 20].
   -v, --verbose       Also log every request.
   -q, --quiet         Only errors: no progress, no summary.
   -h, --help          Show this text.
@@ -48,9 +50,8 @@ log = logging.getLogger("pipeline")
 
 # Problems and progress are reported this often when stderr is not a terminal.
 LOG_PERIOD = 60.0
+# A TCP connect that takes longer than this is not going to succeed.
 CONNECT_TIMEOUT = 10.0
-# Reddit answers within a second or two; a listing that takes longer is stuck.
-READ_TIMEOUT = 20.0
 
 
 class StopRequested(BaseException):
@@ -185,7 +186,9 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     store = transport = None
     try:
         store = Store.open(config.database)
-        transport = make_transport(connect_timeout=CONNECT_TIMEOUT, read_timeout=READ_TIMEOUT)
+        transport = make_transport(
+            connect_timeout=min(CONNECT_TIMEOUT, config.timeout), read_timeout=config.timeout
+        )
         client = RedditClient(
             transport,
             base_url=config.base_url,

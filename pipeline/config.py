@@ -30,6 +30,7 @@ class Config:
     database: str
     subreddits: str
     interval: float
+    timeout: float
     max_records: int | None
     base_url: str
     auth_url: str
@@ -91,6 +92,7 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         database=database,
         subreddits=names,
         interval=_positive(args["--interval"], "--interval", float),
+        timeout=_positive(args["--timeout"], "--timeout", float),
         max_records=None if max_records is None else _positive(max_records, "--max-records", int),
         base_url=_url(base, "--base-url"),
         auth_url=_url(args["--auth-url"], "--auth-url"),

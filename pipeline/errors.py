@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .reddit import RateInfo
+
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -52,6 +57,9 @@ class TransientError(RedpipeError):
     def __init__(self, message: str, *, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        # The x-ratelimit-* headers of the failed answer, when there was one: errors
+        # count against Reddit's budget too, and a 429 says when the budget returns.
+        self.rate: RateInfo | None = None
 
 
 class NetworkError(TransientError):

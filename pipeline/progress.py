@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
@@ -11,6 +12,7 @@ from .stream import Batch, Gap
 
 # Problems of one kind are logged at most once per this many seconds.
 PROBLEM_QUIET = 60.0
+_NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
 
 def _duration(seconds: float) -> str:
@@ -116,7 +118,9 @@ class Reporter:
         stats = self.stats
         stats.problems += 1
         stats.last_problem, stats.last_problem_at = str(exc), now
-        kind = type(exc).__name__
+        # One kind of problem is its message with the numbers left out: HTTP 502 and 503
+        # are one kind, a refused connection and a timeout are two.
+        kind = _NUMBERS.sub("#", str(exc))
         if now < stats._quiet_until.get(kind, 0.0):
             stats._suppressed[kind] = stats._suppressed.get(kind, 0) + 1
         else:

@@ -14,6 +14,7 @@ from .errors import (
     BadResponse,
     RateLimited,
     ServerError,
+    TransientError,
 )
 from .transport import Response, Transport
 
@@ -140,7 +141,11 @@ class RedditClient:
                 log.info("access token refused (HTTP 401); getting a new one")
                 self._token = None
                 continue
-            return self._answer(resp, path)
+            try:
+                return self._answer(resp, path)
+            except TransientError as exc:
+                exc.rate = rate_info(resp.headers)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _answer(self, resp: Response, path: str) -> Page:

@@ -107,13 +107,15 @@ def posts(
                 sleep(delay)
             try:
                 page = fetch(after)
-            except RateLimited as exc:
-                on_problem(exc)
-                budget.hold(max(exc.retry_after or 0.0, backoff.next()))
-                continue
             except TransientError as exc:
                 on_problem(exc)
-                sleep(max(exc.retry_after or 0.0, backoff.next()))
+                if exc.rate is not None:
+                    budget.update(exc.rate)
+                pause = max(exc.retry_after or 0.0, backoff.next())
+                if isinstance(exc, RateLimited):
+                    budget.hold(pause)  # on top of what the headers said, if anything
+                else:
+                    sleep(pause)
                 continue
             backoff.reset()
             budget.update(page.rate)

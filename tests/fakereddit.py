@@ -272,6 +272,9 @@ class FakeReddit:
     def stop(self) -> None:
         self.stop_feed()
         self._stopping.set()
+        self._close_listener()
+
+    def _close_listener(self) -> None:
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -281,6 +284,22 @@ class FakeReddit:
             for sock in list(self._open.values()):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+    def pause(self) -> None:
+        """Go away: new connections are refused and open ones are cut, until resume()."""
+        self._close_listener()
+
+    def resume(self) -> None:
+        """Listen again on the same port, with the same posts."""
+        host, port = self._httpd.server_address[:2]
+        self._httpd = _Server((host, port), _Handler)
+        self._httpd.fake = self
+        self.start()
+
+    def consume(self, n: int) -> None:
+        """Spend n requests of this window's budget, as another client of the same app."""
+        with self._lock:
+            self._used += n
 
     def __enter__(self) -> FakeReddit:
         return self.start()

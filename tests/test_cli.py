@@ -51,6 +51,7 @@ def test_bad_arguments_exit_2_with_usage(
     [
         (["a.db", "--interval", "0"], "--interval must be a number above 0"),
         (["a.db", "--interval", "nan"], "--interval"),
+        (["a.db", "--timeout", "0"], "--timeout must be a number above 0"),
         (["a.db", "--max-records", "-3"], "--max-records must be a whole number"),
         (["a.db", "--subreddit", "../etc"], "--subreddit"),
         (["a.db", "--subreddit", "python+"], "--subreddit"),

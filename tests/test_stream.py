@@ -263,6 +263,17 @@ def test_retry_after_is_honoured() -> None:
     assert sum(h.clock.sleeps) >= 7.0
 
 
+def test_a_429_with_headers_waits_for_the_reset_it_names() -> None:
+    h = Harness()
+    h.listing.add(5)
+    limited = RateLimited("429")
+    limited.rate = RateInfo(used=1000.0, remaining=0.0, reset=40.0)
+    h.listing.faults = [limited]
+    h.poll()
+    assert h.listing.times[1] - h.listing.times[0] >= 41.0  # reset + 1 s, one retry only
+    assert len(h.listing.calls) == 2
+
+
 def test_fatal_errors_propagate() -> None:
     h = Harness()
     h.listing.faults = [ApiError("not found")]
