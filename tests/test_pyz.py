@@ -266,3 +266,27 @@ def test_a_terminal_gets_a_live_line_and_quiet_gets_nothing(
                 env=env_for(server))  # fmt: skip
     assert quiet.returncode == 0
     assert (quiet.stdout, quiet.stderr) == ("", "")
+
+
+PROBE = """
+import runpy, sys
+sys.argv = ["redpipe.pyz", sys.argv[1]]
+sys.path.insert(0, {pyz!r})
+try:
+    runpy.run_path({pyz!r}, run_name="__main__")
+except SystemExit:
+    pass
+heavy = ("requests", "urllib3", "http", "ssl", "sqlite3", "json", "charset_normalizer")
+print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)), file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("flag", ["--version", "--help"])
+def test_version_and_help_load_no_http_or_database_stack(
+    run: Callable[..., subprocess.CompletedProcess[str]], flag: str
+) -> None:
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    result = subprocess.run([str(python), "-c", PROBE.format(pyz=str(pyz)), flag],
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    assert "redpipe" in result.stdout
+    assert result.stderr.strip() == ""
