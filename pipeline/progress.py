@@ -79,9 +79,12 @@ def gap_message(gap: Gap) -> str:
         return "?" if utc is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(utc))
 
     count = "an unknown number of" if gap.up_to is None else f"up to {gap.up_to:,}"
+    between = ""
+    if gap.older_name and gap.newer_name:
+        between = f" after {gap.older_name} and before {gap.newer_name}"
     return (
-        f"gap: {count} posts created between {when(gap.older_utc)} and {when(gap.newer_utc)}"
-        " may be missing; Reddit's listing no longer reaches back that far"
+        f"gap: {count} posts{between}, created between {when(gap.older_utc)} and "
+        f"{when(gap.newer_utc)}, may be missing; Reddit's listing no longer reaches back that far"
     )
 
 

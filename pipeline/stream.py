@@ -21,9 +21,6 @@ log = logging.getLogger(__name__)
 
 # Reddit's listings reach back about 1000 items: 10 pages of 100.
 MAX_PAGES = 10
-# A listing that ends before this many items ended because it was exhausted, not because
-# it hit the limit of how far back Reddit serves.
-LISTING_REACH = 900
 
 
 @dataclass(frozen=True)
@@ -33,6 +30,8 @@ class Gap:
     newer_utc: float | None  # created_utc of the oldest post the listing still showed
     older_utc: float | None  # created_utc of the newest post already stored
     up_to: int | None  # upper bound from the base36 id range, when both ends are known
+    newer_name: str | None = None  # that oldest listed post's fullname
+    older_name: str | None = None  # that newest stored post's fullname
 
 
 @dataclass(frozen=True)
@@ -182,11 +181,12 @@ def _catch_up(
             return collected, seen_again, pages, None
         anchors += [n for c in nxt.children if (n := _name(c)) is not None]
         after = nxt.after
-    if after is None and len(anchors) < LISTING_REACH:
-        # The whole listing was read and none of it is stored: every post Reddit still
-        # lists is in hand, so nothing it lists can be missing.
-        return collected, seen_again, pages, None
-    return collected, seen_again, pages, _gap(page.children + collected, newest_stored())
+    # No stored post came back. Reaching the listing's end proves nothing: posts can fall
+    # off its bottom while we page (a burst on top pushes them past the reach), and an
+    # anchor can vanish. Only the ids can clear it: when the oldest post in hand directly
+    # follows the newest stored one, nothing can be between them.
+    gap = _gap(page.children + collected, newest_stored())
+    return collected, seen_again, pages, None if gap.up_to == 0 else gap
 
 
 def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:
@@ -198,4 +198,10 @@ def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:
         hi, lo = _base36(oldest_name), _base36(stored[0])
         if hi is not None and lo is not None and hi > lo:
             up_to = hi - lo - 1
-    return Gap(newer_utc, stored[1] if stored else None, up_to)
+    return Gap(
+        newer_utc,
+        stored[1] if stored else None,
+        up_to,
+        oldest_name,
+        stored[0] if stored else None,
+    )

@@ -82,10 +82,15 @@ def test_repeated_problems_are_logged_once_a_minute_with_a_count() -> None:
 
 def test_a_gap_is_one_line_with_its_time_range_and_counted() -> None:
     reporter, out, _ = setup(live=False, period=None)
-    reporter.batch(batch(100, gap=Gap(1_610_930_669.0, 1_610_920_000.0, 350)), 100, 100)
+    reporter.batch(
+        batch(100, gap=Gap(1_610_930_669.0, 1_610_920_000.0, 350, "t3_kzj68i", "t3_kzj5xx")),
+        100,
+        100,
+    )
     assert out.getvalue().splitlines() == [
-        "WARNING gap: up to 350 posts created between 2021-01-17 21:46:40Z and "
-        "2021-01-18 00:44:29Z may be missing; Reddit's listing no longer reaches back that far"
+        "WARNING gap: up to 350 posts after t3_kzj5xx and before t3_kzj68i, created between "
+        "2021-01-17 21:46:40Z and 2021-01-18 00:44:29Z, may be missing; Reddit's listing no "
+        "longer reaches back that far"
     ]
     assert "gaps 1 (up to 350 missing)" in reporter.stats.line(0)
     assert "1 gaps (up to 350 posts missing)" in reporter.stats.summary(0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -90,8 +90,11 @@ class Harness:
         self.problems: list[TransientError] = []
         self.schedule = PollSchedule(min_interval=interval, max_interval=30.0)
         self.budget = Budget(self.clock)
-        self.stream: Iterator[Batch] = posts(
-            self.listing.fetch,
+        self.stream = self.make_stream(self.listing.fetch)
+
+    def make_stream(self, fetch: Callable[[str | None], Page]) -> Iterator[Batch]:
+        return posts(
+            fetch,
             self.known,
             newest_stored=self.newest,
             clock=self.clock,
@@ -204,6 +207,30 @@ def test_a_short_listing_read_to_its_end_is_not_a_gap() -> None:
     assert batch.gap is None
 
 
+def test_posts_pushed_off_the_listing_while_catching_up_are_a_gap() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.poll()
+    burst = h.listing.add(500)
+    original = h.listing.fetch
+    pushed = False
+
+    def fetch(after: str | None) -> Page:
+        nonlocal pushed
+        if after is not None and not pushed:  # 700 more land while the catch-up pages
+            pushed = True
+            h.listing.add(700)
+        return original(after)
+
+    h.listing.fetch = fetch  # type: ignore[method-assign]
+    h.stream = h.make_stream(fetch)
+    batch, names = h.poll()
+    lost = [n for n in burst if n not in names]
+    assert lost  # they fell past the 1000 the listing reaches
+    assert batch.gap is not None
+    assert batch.gap.up_to is not None and batch.gap.up_to >= len(lost)
+
+
 def test_removed_anchor_during_catch_up_steps_back_instead_of_stalling() -> None:
     h = Harness()
     h.listing.add(100)
@@ -217,17 +244,7 @@ def test_removed_anchor_during_catch_up_steps_back_instead_of_stalling() -> None
         return original(after)
 
     h.listing.fetch = fetch  # type: ignore[method-assign]
-    h.stream = posts(
-        fetch,
-        h.known,
-        newest_stored=h.newest,
-        clock=h.clock,
-        sleep=h.clock.sleep,
-        schedule=h.schedule,
-        budget=h.budget,
-        backoff=Backoff(),
-        on_problem=h.problems.append,
-    )
+    h.stream = h.make_stream(fetch)
     batch, names = h.poll()
     assert sorted(names) == sorted(burst)
     assert batch.gap is None

@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -46,9 +47,11 @@ def rows(db: Path) -> list[str]:
             return []
 
 
-def gaps(log: Path) -> str:
-    lines = [ln for ln in log.read_text("utf-8", "replace").splitlines() if "gap:" in ln]
-    return f"{len(lines)}" + (f" ({lines[0].split('gap: ', 1)[1][:60]}...)" if lines else "")
+def announced(log: Path) -> list[tuple[int, int]]:
+    """The (newest stored, oldest listed) id pairs of every gap the consumer reported."""
+    text = log.read_text("utf-8", "replace")
+    found = re.findall(r"gap: .*? after t3_(\w+) and before t3_(\w+)", text)
+    return [(int(a, 36), int(b, 36)) for a, b in found]
 
 
 def main() -> int:
@@ -140,7 +143,10 @@ def report(args: argparse.Namespace, db: Path, server: FakeReddit, events: dict[
     # What a perfect archiver holds: every post from its first one on that is still listed
     # (a post removed before anyone could see it is not counted against it).
     expected = {n for n in order[first:] if n not in removed} | (set(stored) & removed)
-    missing = len(expected - set(stored))
+    lost = expected - set(stored)
+    ranges = announced(work / "stderr.log")
+    unannounced = [n for n in lost if not any(a < int(n[3:], 36) < b for a, b in ranges)]
+    missing = len(lost)
     duplicates = len(stored) - len(set(stored))
     with contextlib.closing(sqlite3.connect(db)) as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -157,7 +163,8 @@ def report(args: argparse.Namespace, db: Path, server: FakeReddit, events: dict[
         ("missing", f"{missing:,}"),
         ("completeness", f"{100 * (1 - missing / max(1, len(expected))):.2f}%"),
         ("duplicate rows", f"{duplicates:,}"),
-        ("gaps it reported", gaps(work / "stderr.log")),
+        ("gaps it reported", f"{len(ranges)}"),
+        ("missing without a gap reported for it", f"{len(unannounced):,}"),
         ("listing requests per 1,000 posts", f"{1000 * listing / max(1, len(set(stored))):.0f}"),
         ("429s for overrunning the budget", f"{server.rate_limited}"),
         ("integrity_check", integrity),
