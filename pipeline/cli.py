@@ -218,7 +218,7 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
             batches,
             store,
             reporter,
-            clock=clock,
+            wall_clock=time.time,  # retrieved_utc is a date, not a monotonic reading
             max_records=config.max_records,
             critical=shutdown.critical,
         )

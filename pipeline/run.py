@@ -17,7 +17,7 @@ def pump(
     store: Store,
     reporter: Reporter,
     *,
-    clock: Callable[[], float],
+    wall_clock: Callable[[], float],
     max_records: int | None,
     critical: Callable[[], AbstractContextManager[object]],
 ) -> None:
@@ -28,7 +28,7 @@ def pump(
     """
     stored = 0
     for batch in batches:
-        rows = post_rows(batch.items, clock())
+        rows = post_rows(batch.items, wall_clock())
         if max_records is not None:
             rows = rows[: max_records - stored]
         with critical():

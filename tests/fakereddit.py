@@ -11,7 +11,10 @@
   JSON/HTML/empty bodies, truncated JSON, HTML with a 200, empty listings, hangs,
   connection resets, slow answers, 401s. `chaos=` mixes them in at random.
 
-Ground truth for tests: `posts` (every post ever added, oldest first), `requests`.
+Ground truth for tests: `posts` (every post ever added, oldest first, unless `keep`
+bounds it), `requests`, `published` (when each post appeared, with `track_times`).
+For benchmarks: `firehose=N` publishes N new posts before answering each fresh poll, and
+`big=True` makes posts of about 3.5 KB and 108 fields, as real listings carry.
 
 Run it alone to watch redpipe work offline:  python3 tests/fakereddit.py --rate 5
 """
@@ -178,6 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Headers and body go out as two writes; without this, Nagle's algorithm holds the
+        # body until the client's delayed ACK, adding 40 ms to every answer.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.conn_id = self.server.fake._connected(self.connection)
 
     def handle(self) -> None:
@@ -220,6 +226,9 @@ class FakeReddit:
         chaos_mix: Sequence[Fault] = CHAOS_MIX,
         seed: int = 1,
         big: bool = False,
+        firehose: int = 0,
+        keep: int | None = None,
+        track_times: bool = False,
         port: int = 0,
         host: str = "127.0.0.1",
     ) -> None:
@@ -238,6 +247,11 @@ class FakeReddit:
         self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._posts: list[dict[str, Any]] = []
+        self._made = 0
+        self.firehose = firehose
+        self.keep = keep
+        # name -> wall time it was published, for latency measurements
+        self.published: dict[str, float] | None = {} if track_times else None
         self._removed: set[str] = set()
         self._faults: deque[tuple[str, Fault]] = deque()
         self._tokens: dict[str, float] = {}
@@ -314,8 +328,14 @@ class FakeReddit:
     ) -> list[dict[str, Any]]:
         """Publish n new posts (newest last) and return their data."""
         with self._lock:
-            made = [self._make_post(len(self._posts) + i, subreddit, created_utc) for i in range(n)]
+            made = [self._make_post(self._made + i, subreddit, created_utc) for i in range(n)]
+            self._made += n
             self._posts.extend(made)
+            if self.published is not None:
+                now = time.time()
+                self.published.update((p["name"], now) for p in made)
+            if self.keep is not None and len(self._posts) > self.keep:
+                del self._posts[: len(self._posts) - self.keep]
         return made
 
     def add_raw(self, items: Sequence[dict[str, Any]]) -> None:
@@ -588,6 +608,8 @@ class FakeReddit:
         subs = _subreddits(path)
         if subs is False:
             return 404, {**rate, **json_type}, b'{"message": "Not Found", "error": 404}'
+        if self.firehose and not params.get("after") and not params.get("before"):
+            self.add_posts(self.firehose)  # every fresh poll finds this many new posts
         items, after, before = self._page(subs if isinstance(subs, set) else None, params)
         if fault is not None and fault.kind == "empty_listing":
             items, after, before = [], None, None
@@ -650,6 +672,8 @@ class FakeReddit:
 
 def _subreddits(path: str) -> set[str] | bool | None:
     """`/r/a+b/new(.json)` -> {"a", "b"}; `/r/all/new` -> None (everything); else False."""
+    if path.endswith("/.json"):  # Reddit serves /r/x/new/.json like /r/x/new.json
+        path = path[: -len("/.json")] + ".json"
     parts = path.strip("/").split("/")
     if len(parts) != 3 or parts[0] != "r" or parts[2] not in ("new", "new.json"):
         return False

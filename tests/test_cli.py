@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,7 @@ def test_run_in_process_stores_posts_and_restores_signal_handlers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = signal.getsignal(signal.SIGINT)
+    started = time.time()
     with FakeReddit() as fake:
         fake.add_posts(25)
         monkeypatch.setenv("REDPIPE_CLIENT_ID", "test-client")
@@ -102,5 +104,7 @@ def test_run_in_process_stores_posts_and_restores_signal_handlers(
     assert status == 0
     assert signal.getsignal(signal.SIGINT) is before
     assert query(db, "SELECT count(*) FROM posts") == [(25,)]
+    ((low, high),) = query(db, "SELECT min(retrieved_utc), max(retrieved_utc) FROM posts")
+    assert started <= low <= high <= time.time()  # a date, not a monotonic clock reading
     err = capsys.readouterr().err
     assert "stored 25 new posts" in err

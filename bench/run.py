@@ -1,0 +1,503 @@
+"""redpipe's benchmarks: prints one Markdown report (BENCHMARKS.md holds a committed run).
+
+    ./build.sh && python3 -m venv .bench && .bench/bin/pip install -q --require-hashes \\
+        -r bench/requirements.txt && .bench/bin/python bench/run.py
+
+Every figure is a median over --runs runs, and every comparison a ratio against a
+baseline measured in the same run, on the same machine. Run it from the repository root
+with the bench environment's python (it needs requests, praw and sqlite-utils for the
+peers; redpipe itself runs as the built .pyz under bare interpreters).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pipeline.store import Store  # noqa: E402
+from pipeline.transform import post_row  # noqa: E402
+from tests.fakereddit import FakeReddit  # noqa: E402
+from tests.pythons import interpreters  # noqa: E402
+
+ENV = {"REDPIPE_CLIENT_ID": "test-client", "REDPIPE_CLIENT_SECRET": "test-secret"}
+BENCH_PYTHON = sys.executable
+FAST_ARGS = ("--interval", "0.001", "-q", "--max-records")
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, **ENV}
+
+
+def redpipe(python: str, pyz: Path, db: Path, server: FakeReddit, *args: str) -> list[str]:
+    return [python, str(pyz), str(db), "--base-url", server.url, "--auth-url", server.url, *args]
+
+
+@contextlib.contextmanager
+def scratch() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="redpipe-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# 1. End-to-end throughput ------------------------------------------------------------
+
+
+def throughput(pyz: Path, posts: int, runs: int) -> list[tuple[str, str]]:
+    def firehose() -> FakeReddit:
+        return FakeReddit(
+            firehose=100,
+            big=True,
+            keep=3000,
+            ratelimit_budget=10**9,
+            enforce_ratelimit=False,
+            require_auth=False,
+        ).start()
+
+    def timed(cmd: Callable[[Path, FakeReddit], list[str]], n: int) -> float:
+        with scratch() as tmp:
+            server = firehose()
+            server.add_posts(100)
+            try:
+                started = time.perf_counter()
+                subprocess.run(
+                    cmd(tmp / "b.sqlite", server), env=env(), check=True, stdout=subprocess.DEVNULL
+                )
+                return n / (time.perf_counter() - started)
+            finally:
+                server.stop()
+
+    ours, tut, tut_fast = [], [], []
+    small = max(1000, posts // 10)  # the baseline is slow; fewer posts, same rate
+    tutorial = str(ROOT / "bench" / "tutorial.py")
+    for _ in range(runs):
+        ours.append(
+            timed(lambda db, s: redpipe(sys.executable, pyz, db, s, *FAST_ARGS, str(posts)), posts)
+        )
+        tut.append(timed(lambda db, s: [BENCH_PYTHON, tutorial, str(db), s.url, str(small)], small))
+        tut_fast.append(
+            timed(
+                lambda db, s: [BENCH_PYTHON, tutorial, str(db), s.url, str(small), "--no-sleep"],
+                small,
+            )
+        )
+    o, t, f = median(ours), median(tut), median(tut_fast)
+    return [
+        ("redpipe.pyz, posts stored per second", f"{o:,.0f}"),
+        ("tutorial algorithm (0.5 s sleep per poll, as written)", f"{t:,.0f}"),
+        ("tutorial algorithm without its sleep", f"{f:,.0f}"),
+        ("ratio vs tutorial as written (target >= 15x)", f"{o / t:.1f}x"),
+        ("ratio vs tutorial without its sleep", f"{o / f:.1f}x"),
+    ]
+
+
+# 2. Load-stage cost --------------------------------------------------------------------
+
+
+def make_ndjson(path: Path, n: int) -> float:
+    fake = FakeReddit(big=True, keep=0)
+    with open(path, "w", encoding="utf-8") as out:
+        for _ in range(n // 1000):
+            for post in fake.add_posts(1000):
+                out.write(json.dumps(post, ensure_ascii=False) + "\n")
+    fake.stop()
+    return path.stat().st_size / n
+
+
+def load_floor(path: Path) -> float:
+    loads = json.loads
+    started = time.perf_counter()
+    with open(path, "rb") as f:
+        for line in f:
+            loads(line)
+    return time.perf_counter() - started
+
+
+def load_redpipe(path: Path, db: Path) -> float:
+    loads = json.loads
+    started = time.perf_counter()
+    store = Store.open(str(db))
+    batch = []
+    with open(path, "rb") as f:
+        for line in f:
+            row = post_row({"kind": "t3", "data": loads(line)}, 0.0)
+            if row is not None:
+                batch.append(row)
+            if len(batch) == 100:  # one transaction per 100, as one listing page
+                store.insert(batch)
+                batch = []
+    store.insert(batch)
+    store.close()
+    return time.perf_counter() - started
+
+
+CONVERT = (
+    "return {'fullname': row['name'], 'id': row.get('id'), 'created_utc': row.get('created_utc'),"
+    " 'subreddit': row.get('subreddit'), 'subreddit_id': row.get('subreddit_id'),"
+    " 'author': row.get('author'), 'author_fullname': row.get('author_fullname'),"
+    " 'title': row.get('title'), 'selftext': row.get('selftext'), 'url': row.get('url'),"
+    " 'permalink': row.get('permalink'), 'domain': row.get('domain'),"
+    " 'is_self': row.get('is_self'), 'over_18': row.get('over_18'), 'score': row.get('score'),"
+    " 'num_comments': row.get('num_comments'), 'edited': row.get('edited') or None,"
+    " 'retrieved_utc': 0.0}"
+)
+
+
+def load_sqlite_utils(path: Path, db: Path) -> float:
+    tool = Path(BENCH_PYTHON).with_name("sqlite-utils")
+    started = time.perf_counter()
+    subprocess.run(
+        [
+            str(tool),
+            "insert",
+            str(db),
+            "posts",
+            str(path),
+            "--nl",
+            "--pk",
+            "fullname",
+            "--ignore",
+            "--convert",
+            CONVERT,
+        ],
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def load_stage(posts: int, runs: int) -> list[tuple[str, str]]:
+    with scratch() as tmp:
+        data = tmp / "posts.ndjson"
+        size = make_ndjson(data, posts)
+        floor, ours, peer = [], [], []
+        for i in range(runs):
+            floor.append(load_floor(data))
+            ours.append(load_redpipe(data, tmp / f"r{i}.sqlite"))
+            peer.append(load_sqlite_utils(data, tmp / f"s{i}.sqlite"))
+        with contextlib.closing(sqlite3.connect(tmp / "r0.sqlite")) as conn:
+            stored = conn.execute("SELECT count(*) FROM posts").fetchone()[0]
+    f, o, p = median(floor), median(ours), median(peer)
+    return [
+        ("posts in the file, average size", f"{posts:,} ({stored:,} stored), {size:,.0f} bytes"),
+        (
+            "floor: json.loads of every line, posts/s",
+            f"{posts / f:,.0f} ({1e6 * f / posts:.1f} µs each)",
+        ),
+        (
+            "redpipe load stage (parse, transform, store), posts/s",
+            f"{posts / o:,.0f} ({1e6 * o / posts:.1f} µs each)",
+        ),
+        ("sqlite-utils insert --nl --convert (same projection), posts/s", f"{posts / p:,.0f}"),
+        ("redpipe / floor (target <= 1.15x)", f"{o / f:.2f}x"),
+        ("sqlite-utils / floor", f"{p / f:.2f}x"),
+    ]
+
+
+# 3 + 6. API budget and latency --------------------------------------------------------
+
+
+def count_rows(db: Path, table: str = "posts") -> int:
+    if not db.exists():
+        return 0
+    with contextlib.closing(sqlite3.connect(db, timeout=30)) as conn:
+        try:
+            return int(conn.execute(f"SELECT count(DISTINCT fullname) FROM {table}").fetchone()[0])
+        except sqlite3.OperationalError:
+            return 0
+
+
+def steady(consumer: str, pyz: Path, seconds: float, burst: bool, out: dict[str, Any]) -> None:
+    with scratch() as tmp:
+        db = tmp / "s.sqlite"
+        server = FakeReddit(track_times=True).start()
+        server.add_posts(100)
+        if consumer == "redpipe":
+            cmd = redpipe(sys.executable, pyz, db, server, "-q")
+        else:
+            cmd = [
+                BENCH_PYTHON,
+                str(ROOT / "bench" / "peers" / "praw_stream.py"),
+                str(db),
+                server.url,
+            ]
+        proc = subprocess.Popen(
+            cmd, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(3)  # the first page of old posts is not part of the measurement
+        start_requests = len(server.listing_requests())
+        first_new = len(server.posts)
+        server.start_feed(10, burst_every=20 if burst else 0, burst=300)
+        time.sleep(seconds)
+        server.stop_feed()
+        published = [p["name"] for p in server.posts[first_new:]]
+        time.sleep(12)  # time to fetch what was published last
+        requests = len(server.listing_requests()) - start_requests
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        server.stop()
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            got = {}
+            if consumer == "redpipe":
+                got = dict(conn.execute("SELECT fullname, retrieved_utc FROM posts"))
+            else:
+                got = {n: 0.0 for (n,) in conn.execute("SELECT fullname FROM posts")}
+        captured = [n for n in published if n in got]
+        out["published"] = len(published)
+        out["captured"] = len(captured)
+        out["requests"] = requests
+        if consumer == "redpipe" and server.published is not None:
+            delays = sorted(got[n] - server.published[n] for n in captured)
+            out["latency"] = (median(delays), delays[int(0.99 * (len(delays) - 1))])
+
+
+def api_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
+    results: dict[str, dict[str, Any]] = {}
+    threads = []
+    for consumer in ("redpipe", "praw"):
+        for burst in (False, True):
+            key = f"{consumer}{' bursts' if burst else ''}"
+            results[key] = {}
+            t = threading.Thread(target=steady, args=(consumer, pyz, seconds, burst, results[key]))
+            t.start()
+            threads.append(t)
+    for t in threads:
+        t.join()
+    rows = []
+    for key, r in results.items():
+        label = ("redpipe.pyz" if key.startswith("redpipe") else "PRAW 8.0.3 stream") + (
+            ", 10/s + 300 every 20 s" if "bursts" in key else ", steady 10/s"
+        )
+        per = 1000 * r["requests"] / max(1, r["captured"])
+        rows.append(
+            (
+                f"{label}: requests per 1,000 posts (captured)",
+                f"{per:.0f} ({r['captured']:,}/{r['published']:,} = "
+                f"{100 * r['captured'] / max(1, r['published']):.1f}%)",
+            )
+        )
+    lat = results["redpipe"].get("latency")
+    if lat:
+        rows.append(
+            (
+                "latency, published -> committed, steady 10/s: median / p99",
+                f"{lat[0]:.2f} s / {lat[1]:.2f} s",
+            )
+        )
+    return rows
+
+
+# 4. Memory ------------------------------------------------------------------------------
+
+
+def rss(pid: int) -> tuple[int, int]:
+    fields = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return int(fields["VmRSS"].split()[0]), int(fields["VmHWM"].split()[0])
+
+
+def memory(pyz: Path, posts: int) -> list[tuple[str, str]]:
+    with scratch() as tmp:
+        db = tmp / "m.sqlite"
+        server = FakeReddit(
+            firehose=100, big=True, keep=3000, ratelimit_budget=10**9, enforce_ratelimit=False
+        ).start()
+        server.add_posts(100)
+        proc = subprocess.Popen(
+            redpipe(
+                sys.executable,
+                pyz,
+                db,
+                server,
+                "--interval",
+                "0.001",
+                "-q",
+                "--max-records",
+                str(posts),
+            ),
+            env=env(),
+        )
+        at_10k = None
+        last = (0, 0)
+        started = time.perf_counter()
+        while proc.poll() is None:
+            time.sleep(0.5)
+            with contextlib.suppress(OSError, KeyError, ValueError):
+                last = rss(proc.pid)
+            if at_10k is None and count_rows(db) >= 10_000:
+                at_10k = last[0]
+        elapsed = time.perf_counter() - started
+        server.stop()
+    return [
+        ("RSS after 10,000 posts", f"{(at_10k or 0) / 1024:.1f} MB"),
+        (
+            f"RSS at the end of {posts:,} posts (peak)",
+            f"{last[0] / 1024:.1f} MB ({last[1] / 1024:.1f} MB)",
+        ),
+        (
+            "end / after 10,000 (target within 1.10, under 40 MB)",
+            f"{last[0] / max(1, at_10k or 1):.2f}",
+        ),
+        (f"time for {posts:,} posts", f"{elapsed:.0f} s ({posts / elapsed:,.0f}/s)"),
+    ]
+
+
+# 5. Start-up -----------------------------------------------------------------------------
+
+
+def wall(cmd: list[str], runs: int, env_: dict[str, str] | None = None) -> float:
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run(
+            cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_
+        )
+        times.append(time.perf_counter() - started)
+    return median(times)
+
+
+def startup(pyz: Path, runs: int) -> list[tuple[str, str]]:
+    rows = []
+    with scratch() as tmp:
+        server = FakeReddit().start()
+        server.add_posts(100)
+        for version, python in interpreters():
+            site = tmp / f"site{version}"
+            pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            subprocess.run(
+                [*pip, "--target", str(site), "requests"],
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            base_env = {**os.environ, "PYTHONPATH": str(site)}
+            subprocess.run(
+                [str(python), "-c", "import requests, sqlite3"], env=base_env, check=True
+            )  # warm the __pycache__ of the baseline
+            baseline = wall([str(python), "-c", "import requests, sqlite3"], runs, base_env)
+            version_t = wall([str(python), str(pyz), "--version"], runs)
+            page_times = []
+            for i in range(runs):
+                cmd = redpipe(
+                    str(python),
+                    pyz,
+                    tmp / f"o{version}-{i}.sqlite",
+                    server,
+                    "--max-records",
+                    "100",
+                    "-q",
+                )
+                started = time.perf_counter()
+                subprocess.run(cmd, env=env(), check=True)
+                page_times.append(time.perf_counter() - started)
+            page = median(page_times)
+            rows.append(
+                (
+                    f"CPython {version}: import requests, sqlite3 | --version | one page",
+                    f"{baseline * 1000:.0f} ms | {version_t * 1000:.0f} ms "
+                    f"({version_t / baseline:.2f}x) | {page * 1000:.0f} ms "
+                    f"({page / baseline:.2f}x)",
+                )
+            )
+        server.stop()
+    return rows
+
+
+# 7. Size and build time ------------------------------------------------------------------
+
+
+def size_and_build(pyz: Path) -> list[tuple[str, str]]:
+    with scratch() as tmp:
+        subprocess.run(["git", "clone", "-q", str(ROOT), str(tmp / "c")], check=True)
+        started = time.perf_counter()
+        subprocess.run(
+            ["./build.sh"],
+            cwd=tmp / "c",
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        took = time.perf_counter() - started
+        built = (tmp / "c" / "redpipe.pyz").stat().st_size
+    return [
+        ("redpipe.pyz size", f"{built:,} bytes"),
+        ("build time from a fresh clone (wheels from the registry)", f"{took:.1f} s"),
+    ]
+
+
+SECTIONS = ["throughput", "load", "api", "memory", "startup", "size"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pyz", type=Path, default=ROOT / "redpipe.pyz")
+    parser.add_argument("--only", default=",".join(SECTIONS))
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="small sizes, to try the script")
+    args = parser.parse_args()
+    quick = args.quick
+    only = args.only.split(",")
+    print(
+        f"# redpipe benchmarks\n\n{time.strftime('%Y-%m-%d')}, {platform.node() or 'host'}: "
+        f"{os.cpu_count()} cores, {platform.machine()}, {platform.platform()}; bench and "
+        f"redpipe under CPython {platform.python_version()} unless a row names another; "
+        f"medians of {args.runs} runs.\n"
+    )
+    plan: list[tuple[str, str, Callable[[], list[tuple[str, str]]]]] = [
+        (
+            "throughput",
+            "1. End-to-end throughput (server gives 100 new posts per poll)",
+            lambda: throughput(args.pyz, 2000 if quick else 20000, args.runs),
+        ),
+        (
+            "load",
+            "2. Load-stage cost (NDJSON of realistic posts)",
+            lambda: load_stage(5000 if quick else 100_000, args.runs),
+        ),
+        (
+            "api",
+            "3 + 6. API budget and latency",
+            lambda: api_budget(args.pyz, 20 if quick else 100),
+        ),
+        ("memory", "4. Memory", lambda: memory(args.pyz, 20000 if quick else 1_000_000)),
+        ("startup", "5. Start-up", lambda: startup(args.pyz, 3 if quick else 7)),
+        ("size", "7. Size and build", lambda: size_and_build(args.pyz)),
+    ]
+    for key, title, run in plan:
+        if key not in only:
+            continue
+        rows = run()
+        print(f"## {title}\n\n| measure | value |\n|---|---|")
+        for name, value in rows:
+            print(f"| {name} | {value} |")
+        print(flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
