@@ -4,6 +4,7 @@ Kept to syntax that Python 2.7 and 3.0-3.8 can still parse, so an interpreter th
 old prints one clear line instead of a SyntaxError or ImportError from deep inside.
 """
 
+import os
 import sys
 
 if sys.version_info < (3, 9):
@@ -13,6 +14,15 @@ if sys.version_info < (3, 9):
     )
     sys.exit(1)
 
-from pipeline.cli import main
+from pipeline.unpack import unpacked
+
+_compiled = unpacked(os.path.dirname(os.path.abspath(__file__)))
+if _compiled:
+    # Import everything, this package included, from the compiled copy from here on.
+    sys.path.insert(0, _compiled)
+    for _name in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
+        del sys.modules[_name]
+
+from pipeline.cli import main  # noqa: E402
 
 sys.exit(main())

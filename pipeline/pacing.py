@@ -12,31 +12,40 @@ class Budget:
     """Spreads Reddit's x-ratelimit budget evenly until the window resets.
 
     Waiting `reset / remaining` between requests can never spend the budget early, so a
-    server whose headers are honest never has to answer 429.
+    server whose headers are honest never has to answer 429. Urgent requests (catch-up
+    pages, racing posts that are about to fall off the end of the listing) go at once
+    while more than `reserve` requests remain, so the spreading resumes well before the
+    window runs dry.
     """
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], *, reserve: int = 20) -> None:
         self._clock = clock
-        self._not_before = 0.0
+        self._reserve = reserve
+        self._not_before = 0.0  # the even spread
+        self._held_until = 0.0  # a 429's retry-after, or a spent window: never skipped
+        self._remaining: float | None = None
 
     def update(self, rate: RateInfo) -> None:
         """Call after every answer that carried (or lacked) rate-limit headers."""
         if rate.remaining is None or rate.reset is None:
             return
         now = self._clock()
+        self._remaining = rate.remaining
         if rate.remaining < 1:
             # At least a second: Reddit has been seen to say reset=0 with nothing left.
-            self._not_before = now + rate.reset + 1.0
+            self._held_until = max(self._held_until, now + rate.reset + 1.0)
         else:
             self._not_before = now + rate.reset / rate.remaining
 
     def hold(self, seconds: float) -> None:
         """Send nothing for `seconds` (a 429's retry-after)."""
-        self._not_before = max(self._not_before, self._clock() + seconds)
+        self._held_until = max(self._held_until, self._clock() + seconds)
 
-    def wait(self) -> float:
+    def wait(self, *, urgent: bool = False) -> float:
         """Seconds to wait before the next request may go out."""
-        return max(0.0, self._not_before - self._clock())
+        spare = self._remaining is not None and self._remaining > self._reserve
+        until = self._held_until if urgent and spare else max(self._held_until, self._not_before)
+        return max(0.0, until - self._clock())
 
 
 class PollSchedule:

@@ -101,7 +101,9 @@ def posts(
 
     def fetch_retrying(after: str | None) -> Page:
         while True:
-            delay = budget.wait()
+            # Catch-up pages race posts sliding off the listing's end: they do not wait
+            # for the even spread while the budget has requests to spare.
+            delay = budget.wait(urgent=after is not None)
             if delay > 0:
                 sleep(delay)
             try:

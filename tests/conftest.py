@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -21,6 +22,14 @@ def query(db: Path, sql: str, *params: object) -> list:
     """Rows of one statement on its own connection, closed after (not just committed)."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where runs of the .pyz keep their compiled copy: never the real ~/.cache."""
+    path = tmp_path_factory.mktemp("cache")
+    os.environ["XDG_CACHE_HOME"] = str(path)
+    return path
 
 
 @pytest.fixture(scope="session")

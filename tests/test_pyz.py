@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import os
 import pty
+import re
 import signal
 import sqlite3
 import subprocess
@@ -25,7 +26,11 @@ SECRET = "s3cr3t-do-not-print"
 
 
 def env_for(server: FakeReddit | None = None, **extra: str) -> dict[str, str]:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/")}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/"),
+        "XDG_CACHE_HOME": os.environ["XDG_CACHE_HOME"],  # set by conftest for the session
+    }
     if server is not None:
         env["REDPIPE_CLIENT_ID"] = "test-client"
         env["REDPIPE_CLIENT_SECRET"] = SECRET
@@ -177,6 +182,7 @@ def test_runs_with_home_unset_or_unwritable_and_leaves_nothing_behind(
     # HOME under a regular file cannot be created, not even by root.
     for n, home in enumerate([str(blocker / "home"), None]):
         environment = env_for(server, TMPDIR=str(scratch))
+        del environment["XDG_CACHE_HOME"]
         if home is None:
             del environment["HOME"]
         else:
@@ -290,3 +296,80 @@ def test_version_and_help_load_no_http_or_database_stack(
                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert "redpipe" in result.stdout
     assert result.stderr.strip() == ""
+
+
+def imports_from(python: Path, pyz: Path, env: dict[str, str]) -> str:
+    """Where pipeline.cli was loaded from: "zip", or the cached copy's directory."""
+    result = subprocess.run([str(python), "-v", str(pyz), "--version"], env=env,
+                            capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
+    # 3.9's zipimport words it "loaded from Zip", later ones name the zipimporter.
+    if re.search(r"import '?pipeline\.cli'? # (<zipimporter|loaded from Zip)", result.stderr):
+        return "zip"
+    found = re.search(r"code object from '(.*)/pipeline/__pycache__/cli\.", result.stderr)
+    assert found, result.stderr[-2000:]
+    return found[1]
+
+
+def test_later_starts_import_a_compiled_copy_from_the_cache(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(5)
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    env = env_for(server, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    result = run(*args_for(server, tmp_path / "p.sqlite", "--max-records", "5"), env=env)
+    assert result.returncode == 0, result.stderr
+    root = tmp_path / "xdg" / "redpipe"
+    (copy,) = root.iterdir()
+    tag = subprocess.run([str(python), "-c", "import sys; print(sys.implementation.cache_tag)"],
+                         capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert copy.name.endswith(f"-{tag}")
+    assert oct(root.stat().st_mode & 0o777) == oct(0o700)
+    assert list(copy.glob(f"requests/__pycache__/sessions.{tag}.pyc"))
+    assert imports_from(python, pyz, env) == str(copy)
+    # The copy is named by content: another build gets its own, never the stale one.
+    other = tmp_path / "other.pyz"
+    other.write_bytes(pyz.read_bytes() + b"\n")
+    assert imports_from(python, other, env) not in ("zip", str(copy))
+    assert len(list(root.iterdir())) == 2
+
+
+def test_cache_that_others_can_write_or_opted_out_is_not_used(
+    run: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    root = tmp_path / "xdg" / "redpipe"
+    root.mkdir(parents=True)
+    root.chmod(0o777)
+    env = env_for(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    assert imports_from(python, pyz, env) == "zip"
+    assert list(root.iterdir()) == []
+    root.chmod(0o700)
+    assert imports_from(python, pyz, {**env, "REDPIPE_NO_CACHE": "1"}) == "zip"
+    assert list(root.iterdir()) == []
+    assert imports_from(python, pyz, env) != "zip"
+
+
+def test_concurrent_first_starts_share_one_copy_and_old_ones_are_pruned(
+    run: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    root = tmp_path / "xdg" / "redpipe"
+    root.mkdir(parents=True, mode=0o700)
+    now = time.time()
+    ages = {"0-0-old-build": 31 * 86400, ".unpack-killed": 7200, "1-1-recent-build": 0,
+            ".unpack-running": 0}  # fmt: skip
+    for name, age in ages.items():
+        (root / name).mkdir()
+        os.utime(root / name, (now - age, now - age))
+    env = env_for(XDG_CACHE_HOME=str(tmp_path / "xdg"))
+    command = [str(python), str(pyz), "--version"]
+    pipe = subprocess.PIPE
+    procs = [subprocess.Popen(command, env=env, stdout=pipe, stderr=pipe) for _ in range(4)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert (proc.returncode, err) == (0, b""), err
+        assert out.startswith(b"redpipe ")
+    left = sorted(p.name for p in root.iterdir())
+    assert "0-0-old-build" not in left and ".unpack-killed" not in left
+    assert "1-1-recent-build" in left and ".unpack-running" in left
+    assert len(left) == 3  # those two and one copy of this build: no half-made ones

@@ -315,6 +315,37 @@ def test_spent_budget_waits_past_the_reset() -> None:
     assert budget.wait() >= 1.0  # reset=0 with nothing left still waits a second
 
 
+def test_catch_up_pages_go_at_once_while_the_budget_has_requests_to_spare() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.listing.rate = RateInfo(used=500.0, remaining=500.0, reset=600.0)  # spread: 1.2 s
+    h.poll()
+    h.listing.add(350)
+    h.poll()
+    polls, pages = h.listing.times[1], h.listing.times[2:]
+    assert len(pages) == 3 and pages == [polls] * 3  # racing the listing's end: no waits
+    assert polls - h.listing.times[0] >= 1.2 - 1e-9  # an ordinary poll still waits
+    h.listing.add(350)
+    h.listing.rate = RateInfo(used=985.0, remaining=15.0, reset=150.0)  # within the reserve
+    h.poll()
+    pages = h.listing.times[-3:]
+    assert [b - a for a, b in zip(pages, pages[1:])] == [10.0, 10.0]  # spread again
+
+
+def test_urgent_requests_never_skip_a_retry_after_or_a_spent_window() -> None:
+    clock = Clock()
+    budget = Budget(clock, reserve=20)
+    budget.update(RateInfo(used=10.0, remaining=990.0, reset=600.0))
+    assert budget.wait(urgent=True) == 0.0 and budget.wait() > 0.5
+    budget.hold(30.0)
+    assert budget.wait(urgent=True) == 30.0
+    budget.update(RateInfo(used=1000.0, remaining=0.0, reset=5.0))
+    assert budget.wait(urgent=True) == 30.0  # the longer of the two
+    clock.sleep(30.0)
+    budget.update(RateInfo(used=0.0, remaining=0.0, reset=5.0))
+    assert budget.wait(urgent=True) == 6.0
+
+
 def test_polling_adapts_to_the_arrival_rate() -> None:
     h = Harness(interval=0.5)
     h.listing.add(100)

@@ -12,6 +12,7 @@ requests per 1,000 posts, 429s earned by overrunning the budget, crashes, integr
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import os
 import random
@@ -54,6 +55,26 @@ def announced(log: Path) -> list[tuple[int, int]]:
     return [(int(a, 36), int(b, 36)) for a, b in found]
 
 
+def listed_when_asked(server: FakeReddit, lost: set[str], order: list[str]) -> int:
+    """How many lost posts the listing still reached at the consumer's next request after
+    they appeared: losses a consumer could have avoided, as opposed to posts pushed past
+    the listing's reach while it was down. Removals are ignored, which can only undercount.
+    """
+    offset = time.time() - time.monotonic()  # request times are monotonic
+    asks = sorted(r.time + offset for r in server.listing_requests())
+    assert server.published is not None
+    published = [server.published[n] for n in order]
+    index = {n: i for i, n in enumerate(order)}
+    count = 0
+    for name in lost:
+        i = index[name]
+        k = bisect.bisect_left(asks, published[i])
+        newer = bisect.bisect_right(published, asks[k]) - (i + 1) if k < len(asks) else None
+        if newer is not None and newer < server.listing_depth:
+            count += 1
+    return count
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=10)
@@ -70,7 +91,7 @@ def main() -> int:
     env = {**os.environ, "REDPIPE_CLIENT_ID": "test-client", "REDPIPE_CLIENT_SECRET": "test-secret"}
     events = {"runs": 0, "sigterm": 0, "kill -9": 0, "bursts": 0, "outages": 0, "removed": 0,
               "crashes": 0}  # fmt: skip
-    server = FakeReddit(chaos=args.chaos, seed=args.seed).start()
+    server = FakeReddit(chaos=args.chaos, seed=args.seed, track_times=True).start()
     server.add_posts(100)
     server.start_feed(args.rate)
     deadline = time.monotonic() + args.minutes * 60
@@ -147,6 +168,7 @@ def report(args: argparse.Namespace, db: Path, server: FakeReddit, events: dict[
     ranges = announced(work / "stderr.log")
     unannounced = [n for n in lost if not any(a < int(n[3:], 36) < b for a, b in ranges)]
     missing = len(lost)
+    avoidable = listed_when_asked(server, lost, order)
     duplicates = len(stored) - len(set(stored))
     with contextlib.closing(sqlite3.connect(db)) as conn:
         integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
@@ -165,6 +187,7 @@ def report(args: argparse.Namespace, db: Path, server: FakeReddit, events: dict[
         ("duplicate rows", f"{duplicates:,}"),
         ("gaps it reported", f"{len(ranges)}"),
         ("missing without a gap reported for it", f"{len(unannounced):,}"),
+        ("missing though listed at its next request", f"{avoidable:,}"),
         ("listing requests per 1,000 posts", f"{1000 * listing / max(1, len(set(stored))):.0f}"),
         ("429s for overrunning the budget", f"{server.rate_limited}"),
         ("integrity_check", integrity),
