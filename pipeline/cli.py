@@ -27,6 +27,10 @@ Environment:
   REDPIPE_CLIENT_ID, REDPIPE_CLIENT_SECRET
                       A Reddit app's id and secret (app-only OAuth). Never
                       passed as arguments, which other users can see in ps.
+  XDG_CACHE_HOME, CACHE_DIRECTORY
+                      Where later starts find a compiled copy of this file
+                      (default: ~/.cache/redpipe).
+  REDPIPE_NO_CACHE    Set to anything: keep no compiled copy.
 
 Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
 3 database unusable, 4 credentials needed or refused, 5 Reddit refused the listing.
