@@ -161,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     from .config import Config
+    from .heap import return_large_blocks
     from .pacing import Backoff, Budget, PollSchedule
     from .progress import ConsoleHandler, LiveLine, Reporter, Stats
     from .reddit import RedditClient
@@ -170,6 +171,7 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     from .transport import make_transport
 
     assert isinstance(config, Config)
+    return_large_blocks()
     clock = time.monotonic
     live = LiveLine(stderr, clock) if config.verbosity >= 0 and stderr.isatty() else None
     handler = ConsoleHandler(stderr, live)

@@ -28,3 +28,15 @@ def test_ruff_format() -> None:
 def test_mypy_strict() -> None:
     result = run("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_each_answer_is_parsed_once() -> None:
+    # One json.loads in the package (reddit._json): a listing body is parsed once and its
+    # children flow through the transform as the parsed dicts, never re-serialised.
+    calls = [
+        f"{path.name}: {line.strip()}"
+        for path in sorted((ROOT / "pipeline").glob("*.py"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if "loads(" in line or "JSONDecoder" in line
+    ]
+    assert calls == ["reddit.py: return json.loads(resp.body)"], calls

@@ -106,8 +106,9 @@ def main() -> int:
                 time.sleep(rng.uniform(2, 8))
                 roll = rng.random()
                 if roll < 0.25:
-                    # A burst plus the longest downtime stays within the 1,000 posts the
-                    # listing reaches back, so a perfect archiver can hold every post.
+                    # One burst plus the longest downtime stays within the 1,000 posts the
+                    # listing reaches back; two bursts a few seconds apart can exceed it,
+                    # which a consumer must then announce as a gap.
                     server.add_posts(rng.randint(100, 600))
                     events["bursts"] += 1
                 elif roll < 0.35:
