@@ -244,6 +244,28 @@ def load_stage(posts: int, runs: int) -> list[tuple[str, str]]:
     ]
 
 
+def load_profile(posts: int) -> list[tuple[str, str]]:
+    """cProfile of the load stage: the functions that hold the time, per post."""
+    import cProfile
+    import pstats
+
+    with scratch() as tmp:
+        data = tmp / "posts.ndjson"
+        make_ndjson(data, posts)
+        profiler = cProfile.Profile()
+        profiler.runcall(load_redpipe, data, tmp / "p.sqlite")
+    stats = pstats.Stats(profiler)
+    entries = stats.stats  # type: ignore[attr-defined]
+    total = sum(tt for _, _, tt, _, _ in entries.values())
+    top = sorted(entries.items(), key=lambda e: -e[1][2])[:8]
+    rows = []
+    for (file, line, func), (_, calls, tt, _, _) in top:
+        where = func if file == "~" else f"{Path(file).name}:{line} {func}"
+        share = f"{1e6 * tt / posts:.1f} µs/post ({100 * tt / total:.0f}%)"
+        rows.append((f"`{where}`", f"{share}, {calls:,} calls"))
+    return rows
+
+
 # 3 + 6. API budget and latency --------------------------------------------------------
 
 
@@ -477,7 +499,7 @@ def size_and_build(pyz: Path) -> list[tuple[str, str]]:
     ]
 
 
-SECTIONS = ["throughput", "load", "api", "memory", "startup", "size"]
+SECTIONS = ["throughput", "load", "profile", "api", "memory", "startup", "size"]
 
 
 def main() -> int:
@@ -505,6 +527,11 @@ def main() -> int:
             "load",
             "2. Load-stage cost (NDJSON of realistic posts)",
             lambda: load_stage(5000 if quick else 100_000, args.runs),
+        ),
+        (
+            "profile",
+            "2b. Load-stage profile (cProfile, own time; its overhead inflates small calls)",
+            lambda: load_profile(5000 if quick else 50_000),
         ),
         (
             "api",
