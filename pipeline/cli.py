@@ -4,6 +4,10 @@ Usage:
   redpipe.pyz <database> [options]
   redpipe.pyz (-h | --help | --version)
 
+Arguments:
+  <database>          The SQLite file to create or continue. - writes each
+                      new post as one JSON line to standard output instead.
+
 Options:
   --subreddit NAMES   Subreddits to follow, joined with + [default: all].
   --interval SECONDS  Least time between two polls; polling adapts above it
@@ -33,7 +37,8 @@ Environment:
   REDPIPE_NO_CACHE    Set to anything: keep no compiled copy.
 
 Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
-3 database unusable, 4 credentials needed or refused, 5 Reddit refused the listing.
+3 database or output unusable, 4 credentials needed or refused, 5 Reddit refused
+the listing.
 """
 
 from __future__ import annotations
@@ -162,10 +167,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     from .config import Config
     from .heap import return_large_blocks
+    from .ndjson import JsonLines, OutputClosed
     from .pacing import Backoff, Budget, PollSchedule
     from .progress import ConsoleHandler, LiveLine, Reporter, Stats
     from .reddit import RedditClient
-    from .run import pump
+    from .run import Sink, pump
     from .store import Store
     from .stream import posts
     from .transport import make_transport
@@ -189,9 +195,13 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
         live=live,
         period=LOG_PERIOD if config.verbosity >= 0 and live is None else None,
     )
-    store = transport = None
+    store: Sink | None = None
+    transport = None
     try:
-        store = Store.open(config.database)
+        if config.database == "-":
+            store = JsonLines(sys.stdout.buffer)
+        else:
+            store = Store.open(config.database)
         transport = make_transport(
             connect_timeout=min(CONNECT_TIMEOUT, config.timeout), read_timeout=config.timeout
         )
@@ -203,12 +213,16 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
             credentials=config.credentials,
             clock=clock,
         )
-        log.info(
-            "archiving new posts of r/%s into %s (%s stored already)",
-            config.subreddits,
-            config.database,
-            f"{store.count():,}",
-        )
+        if config.database == "-":
+            log.info("writing new posts of r/%s to standard output, one JSON line each",
+                     config.subreddits)  # fmt: skip
+        else:
+            log.info(
+                "archiving new posts of r/%s into %s (%s stored already)",
+                config.subreddits,
+                config.database,
+                f"{store.count():,}",
+            )
         batches = posts(
             lambda after: client.listing(config.listing_path, after=after),
             store.known,
@@ -229,7 +243,7 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
             critical=shutdown.critical,
         )
         status = EXIT_OK
-    except StopRequested:
+    except (StopRequested, OutputClosed):
         status = EXIT_OK
     except RedpipeError as exc:
         reporter.close()

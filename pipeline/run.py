@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from .progress import Reporter
-from .store import Store
 from .stream import Batch
 from .transform import post_rows
 
 
+class Sink(Protocol):
+    """Where rows go: the SQLite Store, or JSON lines on standard output."""
+
+    def insert(self, rows: Sequence[tuple[Any, ...]]) -> int: ...
+    def known(self, fullnames: Sequence[str]) -> set[str]: ...
+    def newest(self) -> tuple[str, float] | None: ...
+    def count(self) -> int: ...
+    def close(self) -> None: ...
+
+
 def pump(
     batches: Iterable[Batch],
-    store: Store,
+    store: Sink,
     reporter: Reporter,
     *,
     wall_clock: Callable[[], float],

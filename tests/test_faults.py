@@ -269,7 +269,13 @@ def test_kill_9_at_any_moment_leaves_a_sound_database(
             if db.exists():
                 assert query(db, "PRAGMA integrity_check") == [("ok",)]
         server.stop_feed()
+        asked = len(server.listing_requests())
         proc = start(server, db)
+        # The killed runs may have stored the newest posts already; a SIGTERM must not
+        # reach the last run before it is running (and has its handlers).
+        deadline = time.monotonic() + 30
+        while len(server.listing_requests()) == asked and time.monotonic() < deadline:
+            time.sleep(0.05)
         wait_until_stored(db, newest(server)[-100:])
         assert proc.stop() == 0
     assert_exact(server, db)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import pty
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.transform import POST_COLUMNS
 from tests.conftest import SUPPORTED, query
 from tests.fakereddit import FakeReddit, Fault
 
@@ -411,3 +413,64 @@ def test_memory_stays_flat_over_a_long_stream(
             proc.kill()
             proc.communicate()
     assert early and peak < early * 1.15, (early, peak)
+
+
+def lines_in(path: Path) -> list[dict[str, object]]:
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+
+def test_dash_writes_every_new_post_once_as_a_json_line_and_catches_up_bursts(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(100)
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    out = tmp_path / "out.ndjson"
+    with open(out, "wb") as sink:
+        proc = subprocess.Popen(
+            [str(python), str(pyz), *args_for(server, Path("-"), "--max-records", "800")],
+            env=env_for(server), stdout=sink, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 30
+            while len(lines_in(out)) < 100 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            server.add_posts(700)  # more than a page between two polls: only catch-up finds them
+            _, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err and "{" not in err  # logs on stderr, records on stdout
+    records = lines_in(out)
+    assert list(records[0]) == list(POST_COLUMNS)
+    truth = {p["name"]: p for p in server.posts}
+    assert [r["fullname"] for r in records] == [
+        p["name"] for p in server.posts
+    ]  # once, oldest first
+    assert all(r["title"] == truth[str(r["fullname"])]["title"] for r in records)
+
+
+def test_dash_stops_quietly_when_the_reader_goes_away(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit
+) -> None:
+    server.add_posts(100)
+    server.start_feed(50)
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    proc = subprocess.Popen(
+        [str(python), str(pyz), "-", "--base-url", server.url, "--auth-url", server.url,
+         "--interval", "0.1"],
+        env=env_for(server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().startswith(b"{")
+        proc.stdout.close()  # `| head -1`
+        status = proc.wait(timeout=30)
+        err = proc.stderr.read().decode() if proc.stderr else ""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert status == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err

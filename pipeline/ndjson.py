@@ -1,0 +1,79 @@
+"""`-` as the database: every new post becomes one JSON line on standard output.
+
+There is no file to ask what was seen, so the names of the most recent posts written are
+kept in memory: enough for a poll to find its overlap with the one before, so a burst
+between polls is still caught up and nothing is written twice within a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, BinaryIO
+
+from .errors import DatabaseError, RedpipeError
+from .transform import POST_COLUMNS
+
+# Ten listings' reach: a catch-up never pages further back than one.
+REMEMBER = 10_000
+
+
+class OutputClosed(RedpipeError):
+    """Whoever read standard output has gone (`| head`): stop, as a pipe's writer does."""
+
+    exit_code = 0
+
+
+class JsonLines:
+    """A store whose rows go out as NDJSON; same methods the stream and pump use."""
+
+    def __init__(self, out: BinaryIO, *, remember: int = REMEMBER) -> None:
+        self._out = out
+        self._remember = remember
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._newest: tuple[str, float] | None = None
+        self._count = 0
+
+    def insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
+        lines = []
+        for row in rows:
+            name = row[0]
+            if name in self._seen:
+                continue
+            self._seen[name] = None
+            lines.append(json.dumps(dict(zip(POST_COLUMNS, row)), ensure_ascii=False))
+            created = row[2]
+            if created is not None and (self._newest is None or created >= self._newest[1]):
+                self._newest = (name, float(created))
+        if not lines:
+            return 0
+        try:
+            self._out.write(("\n".join(lines) + "\n").encode("utf-8"))
+            self._out.flush()
+        except BrokenPipeError:
+            # Later writes, and the interpreter's own flush at exit, go nowhere quietly.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self._out.fileno())
+            raise OutputClosed("standard output was closed") from None
+        except OSError as exc:
+            raise DatabaseError(
+                f"standard output: {exc.strerror or exc}; "
+                f"{len(lines)} posts {rows[0][0]} .. {rows[-1][0]} not written"
+            ) from None
+        while len(self._seen) > self._remember:
+            self._seen.popitem(last=False)
+        self._count += len(lines)
+        return len(lines)
+
+    def known(self, fullnames: Sequence[str]) -> set[str]:
+        return {n for n in fullnames if n in self._seen}
+
+    def newest(self) -> tuple[str, float] | None:
+        return self._newest
+
+    def count(self) -> int:
+        return self._count
+
+    def close(self) -> None:
+        pass  # every batch was flushed when it was written
