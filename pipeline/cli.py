@@ -31,6 +31,9 @@ Environment:
   REDPIPE_CLIENT_ID, REDPIPE_CLIENT_SECRET
                       A Reddit app's id and secret (app-only OAuth). Never
                       passed as arguments, which other users can see in ps.
+  CREDENTIALS_DIRECTORY
+                      Where systemd's LoadCredential= put the files client-id
+                      and client-secret, used when the variables are unset.
   XDG_CACHE_HOME, CACHE_DIRECTORY
                       Where later starts find a compiled copy of this file
                       (default: ~/.cache/redpipe).

@@ -7,6 +7,7 @@ import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,9 @@ DEFAULT_AUTH = "https://www.reddit.com"
 DEFAULT_USER_AGENT = f"{sys.platform}:redpipe:v{__version__} (SQLite archiver)"
 ENV_ID = "REDPIPE_CLIENT_ID"
 ENV_SECRET = "REDPIPE_CLIENT_SECRET"
+# systemd's LoadCredential= puts secrets in files under $CREDENTIALS_DIRECTORY, out of
+# the environment (which the unit's other processes and core dumps can see).
+CREDENTIAL_FILES = {ENV_ID: "client-id", ENV_SECRET: "client-secret"}
 # Subreddit names are 2-21 of [A-Za-z0-9_] (3+ for new ones; old ones are shorter).
 _SUBREDDIT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_]{1,20}$")
 
@@ -62,6 +66,21 @@ def _positive(value: str, option: str, kind: type) -> Any:
     return number
 
 
+def _credential(environ: Mapping[str, str], name: str) -> str:
+    """The variable if set, else systemd's credential file of that name, if any."""
+    value = environ.get(name, "").strip()
+    directory = environ.get("CREDENTIALS_DIRECTORY")
+    if value or not directory:
+        return value
+    path = Path(directory, CREDENTIAL_FILES[name])
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the credential {path}: {exc}") from None
+
+
 def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """Build the Config from docopt's dict and the environment; UsageError if unusable."""
     database = args["<database>"]
@@ -75,8 +94,8 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             f"--subreddit must be subreddit names joined with +, like python+rust, not {names!r}"
         )
 
-    client_id = environ.get(ENV_ID, "").strip()
-    secret = environ.get(ENV_SECRET, "").strip()
+    client_id = _credential(environ, ENV_ID)
+    secret = _credential(environ, ENV_SECRET)
     if bool(client_id) != bool(secret):
         missing = ENV_SECRET if client_id else ENV_ID
         raise UsageError(f"{missing} is not set; set both {ENV_ID} and {ENV_SECRET}, or neither")

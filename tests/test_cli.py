@@ -108,3 +108,19 @@ def test_run_in_process_stores_posts_and_restores_signal_handlers(
     assert started <= low <= high <= time.time()  # a date, not a monotonic clock reading
     err = capsys.readouterr().err
     assert "stored 25 new posts" in err
+
+
+def test_credentials_come_from_systemd_credential_files(tmp_path: Path) -> None:
+    (tmp_path / "client-id").write_text("file-id\n", encoding="utf-8")
+    (tmp_path / "client-secret").write_text("file-secret\n", encoding="utf-8")
+    creds = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
+    assert from_args(parse("a.db"), creds).credentials == ("file-id", "file-secret")
+    # the environment wins over the files
+    both = {**creds, "REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"}
+    assert from_args(parse("a.db"), both).credentials == ("i", "s")
+    (tmp_path / "client-secret").unlink()
+    with pytest.raises(UsageError, match="REDPIPE_CLIENT_SECRET is not set"):
+        from_args(parse("a.db"), creds)
+    (tmp_path / "client-secret").mkdir()  # unreadable as a file
+    with pytest.raises(UsageError, match="cannot read the credential"):
+        from_args(parse("a.db"), creds)

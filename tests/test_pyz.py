@@ -474,3 +474,18 @@ def test_dash_stops_quietly_when_the_reader_goes_away(
         proc.communicate()
     assert status == 0, err
     assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_credentials_from_systemd_credential_files(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "client-id").write_text("test-client", encoding="utf-8")
+    (creds / "client-secret").write_text(SECRET, encoding="utf-8")
+    server.add_posts(10)
+    db = tmp_path / "p.sqlite"
+    result = run(*args_for(server, db, "--max-records", "10"),
+                 env=env_for(None, CREDENTIALS_DIRECTORY=str(creds)))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert len(rows(db)) == 10
