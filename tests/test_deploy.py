@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from pipeline.config import CREDENTIAL_FILES
+from tests.conftest import query
+from tests.fakereddit import FakeReddit
 
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "redpipe.service"
 TEXT = UNIT.read_text(encoding="utf-8")
@@ -41,3 +46,73 @@ def test_unit_loads_the_credential_files_redpipe_reads() -> None:
     for line in ("DynamicUser=yes", "StateDirectory=redpipe", "CacheDirectory=redpipe",
                  "ProtectSystem=strict", "NoNewPrivileges=yes"):  # fmt: skip
         assert re.search(rf"^{re.escape(line)}$", TEXT, flags=re.M), line
+
+
+DOCKERFILE = UNIT.parents[1] / "Dockerfile"
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of the Dockerfile, continuation lines joined."""
+    text = re.sub(r"\\\n\s*", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    found = []
+    for line in text.splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            word, _, rest = line.strip().partition(" ")
+            found.append((word.upper(), rest.strip()))
+    return found
+
+
+def test_dockerfile_runs_the_pyz_as_a_non_root_user_with_the_database_on_a_volume() -> None:
+    steps = instructions()
+    kinds = [k for k, _ in steps]
+    assert re.fullmatch(r"python:3\.\d+-slim(-\w+)?", dict(steps)["FROM"])  # official, slim
+    assert kinds.count("FROM") == 1 and kinds[0] == "FROM"
+    copied = [a for k, a in steps if k in ("COPY", "ADD")]
+    assert copied == ["redpipe.pyz /usr/local/bin/redpipe"]  # only the built file goes in
+    user = [a for k, a in steps if k == "USER"]
+    assert len(user) == 1 and user[0].split(":")[0] not in ("0", "root")
+    after_user = kinds[kinds.index("USER") :]
+    assert "RUN" in after_user and "COPY" not in after_user  # smoke-run as that user
+    assert dict(steps)["VOLUME"] in ("/data", '["/data"]')
+    assert json.loads(dict(steps)["ENTRYPOINT"]) == ["python3", "/usr/local/bin/redpipe"]
+    assert json.loads(dict(steps)["CMD"])[0].startswith("/data/")
+    ignore = (DOCKERFILE.parent / ".dockerignore").read_text(encoding="utf-8").split()
+    assert ignore == ["*", "!redpipe.pyz"]  # no credentials or databases in the context
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("setpriv") or not Path("/usr/bin/python3").exists(),
+    reason="needs root, setpriv and a system python3 to act as the image's user",
+)
+def test_the_pyz_runs_as_the_images_user_does(pyz: Path) -> None:
+    # No Docker engine runs here: this is the image's run step by step. A user that owns
+    # nothing but its home and /data, a python3 outside any venv, the entrypoint's command.
+    root = Path(tempfile.mkdtemp(prefix="redpipe-image-"))
+    try:
+        root.chmod(0o755)
+        home, data = root / "home", root / "data"
+        for path in (home, data):
+            path.mkdir()
+            os.chown(path, 10001, 10001)
+        image_pyz = root / "redpipe"
+        shutil.copy(pyz, image_pyz)
+        image_pyz.chmod(0o755)
+        as_user = ["setpriv", "--reuid=10001", "--regid=10001", "--clear-groups",
+                   "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", "/usr/bin/python3",
+                   str(image_pyz)]  # fmt: skip
+        smoke = subprocess.run([*as_user, "--version"], capture_output=True, text=True,
+                               timeout=60, check=False)  # fmt: skip
+        assert smoke.returncode == 0 and "redpipe" in smoke.stdout, smoke.stderr
+        assert any((home / ".cache" / "redpipe").iterdir())  # compiled at "build" time
+        with FakeReddit() as fake:
+            fake.add_posts(20)
+            run = subprocess.run(
+                [*as_user[:-2], "REDPIPE_CLIENT_ID=test-client",
+                 "REDPIPE_CLIENT_SECRET=test-secret", *as_user[-2:], str(data / "posts.sqlite"),
+                 "--base-url", fake.url, "--auth-url", fake.url, "--max-records", "20"],
+                capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        assert query(data / "posts.sqlite", "SELECT count(*) FROM posts") == [(20,)]
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
