@@ -266,6 +266,36 @@ def load_profile(posts: int) -> list[tuple[str, str]]:
     return rows
 
 
+def replay_dump(pyz: Path, posts: int, runs: int) -> list[tuple[str, str]]:
+    """`redpipe.pyz replay` on an NDJSON dump against sqlite-utils on the same file,
+    pair by pair; both are whole processes, start-up included."""
+    with scratch() as tmp:
+        data = tmp / "RS_bench.ndjson"
+        make_ndjson(data, posts)
+        size = data.stat().st_size
+        ours, peer, floor = [], [], []
+        for i in range(runs):
+            floor.append(load_floor(data))
+            started = time.perf_counter()
+            subprocess.run([sys.executable, str(pyz), "replay", str(tmp / f"r{i}.sqlite"),
+                            str(data), "-q"], check=True)  # fmt: skip
+            ours.append(time.perf_counter() - started)
+            peer.append(load_sqlite_utils(data, tmp / f"s{i}.sqlite"))
+    o, p, f = median(ours), median(peer), median(floor)
+    return [
+        ("dump", f"{posts:,} posts, NDJSON, {size:,} bytes"),
+        (
+            "redpipe.pyz replay, posts/s (whole process)",
+            f"{posts / o:,.0f} ({o / f:.2f}x the floor)",
+        ),
+        (
+            "sqlite-utils insert --nl --convert, posts/s",
+            f"{posts / p:,.0f} ({p / f:.2f}x the floor)",
+        ),
+        ("redpipe / sqlite-utils, time", f"{median([a / b for a, b in zip(ours, peer)]):.2f}x"),
+    ]
+
+
 # 3 + 6. API budget and latency --------------------------------------------------------
 
 
@@ -499,7 +529,7 @@ def size_and_build(pyz: Path) -> list[tuple[str, str]]:
     ]
 
 
-SECTIONS = ["throughput", "load", "profile", "api", "memory", "startup", "size"]
+SECTIONS = ["throughput", "load", "profile", "replay", "api", "memory", "startup", "size"]
 
 
 def main() -> int:
@@ -532,6 +562,11 @@ def main() -> int:
             "profile",
             "2b. Load-stage profile (cProfile, own time; its overhead inflates small calls)",
             lambda: load_profile(5000 if quick else 50_000),
+        ),
+        (
+            "replay",
+            "2c. Replay of a dump (NDJSON of realistic posts)",
+            lambda: replay_dump(args.pyz, 5000 if quick else 100_000, args.runs),
         ),
         (
             "api",

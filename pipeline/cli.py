@@ -2,11 +2,18 @@
 
 Usage:
   redpipe.pyz <database> [options]
+  redpipe.pyz replay <database> <dump>... [options]
   redpipe.pyz (-h | --help | --version)
 
 Arguments:
   <database>          The SQLite file to create or continue. - writes each
                       new post as one JSON line to standard output instead.
+  replay              Load NDJSON dumps of posts (Pushshift RS_ files, Arctic
+                      Shift exports) into <database>, skipping posts already
+                      there; run it again to resume a stopped replay. Of the
+                      options, it takes -q only.
+  <dump>              A dump file: plain, .gz, .bz2, .xz, or .zst (Python
+                      3.14+, or the zstandard package).
 
 Options:
   --subreddit NAMES   Subreddits to follow, joined with + [default: all].
@@ -41,7 +48,7 @@ Environment:
 
 Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
 3 database or output unusable, 4 credentials needed or refused, 5 Reddit refused
-the listing.
+the listing. A replay exits 2 for a dump it cannot open or read to its end.
 """
 
 from __future__ import annotations
@@ -64,6 +71,20 @@ log = logging.getLogger("pipeline")
 LOG_PERIOD = 60.0
 # A TCP connect that takes longer than this is not going to succeed.
 CONNECT_TIMEOUT = 10.0
+CLEAR_LINE = "\r\x1b[K"
+# What docopt gives for options nobody passed; a replay takes only --quiet besides.
+REPLAY_DEFAULTS: dict[str, Any] = {
+    "--subreddit": "all",
+    "--interval": "1",
+    "--timeout": "20",
+    "--auth-url": "https://www.reddit.com",
+    "--max-records": None,
+    "--base-url": None,
+    "--user-agent": None,
+    "--verbose": False,
+    "--help": False,
+    "--version": False,
+}
 
 
 class StopRequested(BaseException):
@@ -147,6 +168,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     stderr = sys.stderr
     shutdown = Shutdown()
     shutdown.install()
+    if args["replay"]:
+        given = [k for k, v in args.items() if k.startswith("--") and k != "--quiet"]
+        stray = [k for k in given if args[k] != REPLAY_DEFAULTS.get(k)]
+        if stray:
+            shutdown.restore()
+            stderr.write(f"redpipe: error: replay takes no {stray[0]}\n")
+            return EXIT_USAGE
+        try:
+            return _replay(args["<database>"], args["<dump>"], args["--quiet"], stderr, shutdown)
+        finally:
+            shutdown.restore()
     try:
         from .config import from_args
 
@@ -263,3 +295,53 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
         why = "" if shutdown.signum is None else f" (signal {signal.Signals(shutdown.signum).name})"
         stderr.write(f"redpipe: stopped{why}: {stats.summary(clock())}\n")
     return status
+
+
+def _replay(
+    database: str, dumps: list[str], quiet: bool, stderr: TextIO, shutdown: Shutdown
+) -> int:
+    from .progress import DumpProgress
+    from .replay import replay_file
+    from .store import Store
+
+    terminal = stderr.isatty() and not quiet
+
+    def say(line: str, level: str = "") -> None:
+        if not quiet or level:
+            # On a terminal, over the live line; the next update draws it again below.
+            stderr.write(f"{CLEAR_LINE if terminal else ''}redpipe: {level}{line}\n")
+
+    store = None
+    try:
+        store = Store.open(database)
+        for path in dumps:
+            name = os.path.basename(path)
+            progress = DumpProgress(stderr, name, time.monotonic, live=terminal)
+            try:
+                counts = replay_file(path, store, wall_clock=time.time,
+                                     critical=shutdown.critical, progress=progress,
+                                     warn=lambda text: say(text, "warning: "))  # fmt: skip
+            finally:
+                progress.end()
+            if counts is None:
+                say(f"{name}: replayed to its end before; skipped")
+                continue
+            listed = ", ".join(f"{n:,}" for n in counts.malformed)
+            more = ", ..." if counts.malformed_count > len(counts.malformed) else ""
+            say(
+                f"{name}: {counts.lines:,} lines, {counts.stored:,} new posts, "
+                f"{counts.seen_again:,} already stored, "
+                f"{counts.comments:,} comments skipped (not stored yet), "
+                f"{counts.malformed_count:,} malformed"
+                + (f" (lines {listed}{more})" if counts.malformed else "")
+            )
+        return EXIT_OK
+    except StopRequested:
+        say("replay stopped; the same command resumes it")
+        return EXIT_OK
+    except RedpipeError as exc:
+        say(str(exc), "error: ")
+        return exc.exit_code
+    finally:
+        if store is not None:
+            store.close()

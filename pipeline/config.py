@@ -86,6 +86,8 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     database = args["<database>"]
     if not database:
         raise UsageError("the database path is empty")
+    if database == "replay":
+        raise UsageError("replay needs a database and at least one dump file")
 
     names = args["--subreddit"].strip()
     parts = names.split("+")

@@ -38,6 +38,13 @@ INSERT = (
     f"VALUES ({', '.join('?' for _ in POST_COLUMNS)})"
 )
 
+# Made by the first replay only; the live stream never needs it.
+REPLAY_TABLE = (
+    "CREATE TABLE IF NOT EXISTS redpipe_replay "
+    "(dump TEXT PRIMARY KEY, lines INTEGER NOT NULL, finished INTEGER NOT NULL)"
+)
+REPLAY_SAVE = "INSERT OR REPLACE INTO redpipe_replay VALUES (?, ?, ?)"
+
 
 def _fail(path: str, exc: sqlite3.Error, doing: str) -> DatabaseError:
     text = str(exc)
@@ -142,9 +149,15 @@ class Store:
             raise
         return cls(path, conn)
 
-    def insert(self, rows: Sequence[tuple[Any, ...]]) -> int:
-        """Store `rows` (oldest first) in one transaction; how many were new."""
-        if not rows:
+    def insert(
+        self, rows: Sequence[tuple[Any, ...]], *, replay: tuple[str, int, bool] | None = None
+    ) -> int:
+        """Store `rows` (oldest first) in one transaction; how many were new.
+
+        `replay` is (dump, lines done, finished), recorded in the same transaction so a
+        resumed replay starts exactly after the rows that were stored.
+        """
+        if not rows and replay is None:
             return 0
         conn = self.conn
         try:
@@ -152,15 +165,32 @@ class Store:
             before = conn.total_changes
             conn.executemany(INSERT, rows)
             added = conn.total_changes - before
+            if replay is not None:
+                conn.execute(REPLAY_SAVE, (replay[0], replay[1], int(replay[2])))
             conn.execute("COMMIT")
         except (sqlite3.Error, ValueError) as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            lost = f"{len(rows)} posts {rows[0][0]} .. {rows[-1][0]} not stored"
+            lost = (
+                f"{len(rows)} posts {rows[0][0]} .. {rows[-1][0]} not stored"
+                if rows
+                else "progress"
+            )
             if isinstance(exc, sqlite3.Error):
                 raise _fail(self.path, exc, f"writing a batch ({lost})") from exc
             raise DatabaseError(f"{self.path}: writing a batch ({lost}): {exc}") from exc
         return added
+
+    def replay_position(self, dump: str) -> tuple[int, bool]:
+        """(lines stored, finished) of an earlier replay of `dump`; (0, False) if none."""
+        try:
+            self.conn.execute(REPLAY_TABLE)
+            row = self.conn.execute(
+                "SELECT lines, finished FROM redpipe_replay WHERE dump = ?", (dump,)
+            ).fetchone()
+        except sqlite3.Error as exc:
+            raise _fail(self.path, exc, "reading replay progress") from exc
+        return (int(row[0]), bool(row[1])) if row else (0, False)
 
     def known(self, fullnames: Sequence[str]) -> set[str]:
         """Which of `fullnames` are stored already."""

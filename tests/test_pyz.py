@@ -3,6 +3,7 @@ each in an empty `venv --without-pip`, against the fake Reddit server."""
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import hashlib
 import json
@@ -489,3 +490,19 @@ def test_credentials_from_systemd_credential_files(
                  env=env_for(None, CREDENTIALS_DIRECTORY=str(creds)))  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(rows(db)) == 10
+
+
+def test_replay_loads_a_compressed_dump_once(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    made = server.add_posts(250)
+    dump = tmp_path / "RS_test.bz2"
+    with bz2.open(dump, "wt", encoding="utf-8") as out:
+        out.writelines(json.dumps(p, ensure_ascii=False) + "\n" for p in made)
+    db = tmp_path / "p.sqlite"
+    first = run("replay", str(db), str(dump), env=env_for())
+    assert first.returncode == 0, first.stderr
+    assert "250 lines, 250 new posts" in first.stderr
+    assert rows(db) == [(p["name"], p["title"]) for p in made]
+    again = run("replay", str(db), str(dump), env=env_for())
+    assert again.returncode == 0 and "replayed to its end before" in again.stderr
