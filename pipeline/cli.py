@@ -63,7 +63,7 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_USAGE, RedpipeError
+from .errors import EXIT_OK, EXIT_USAGE, OutputClosed, RedpipeError
 
 log = logging.getLogger("pipeline")
 
@@ -202,7 +202,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     from .config import Config
     from .heap import return_large_blocks
-    from .ndjson import JsonLines, OutputClosed
     from .pacing import Backoff, Budget, PollSchedule
     from .progress import ConsoleHandler, LiveLine, Reporter, Stats
     from .reddit import RedditClient
@@ -234,6 +233,8 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     transport = None
     try:
         if config.database == "-":
+            from .ndjson import JsonLines
+
             store = JsonLines(sys.stdout.buffer)
         else:
             store = Store.open(config.database)

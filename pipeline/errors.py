@@ -45,6 +45,12 @@ class DatabaseFull(DatabaseError):
     """The disk (or SQLite's size limit) is full; committed data is intact."""
 
 
+class OutputClosed(RedpipeError):
+    """Whoever read standard output has gone (`| head`): stop, as a pipe's writer does."""
+
+    exit_code = EXIT_OK
+
+
 class AuthError(RedpipeError):
     """Reddit will not serve us: credentials missing, refused, or the client is blocked."""
 

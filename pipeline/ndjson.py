@@ -13,17 +13,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, BinaryIO
 
-from .errors import DatabaseError, RedpipeError
+from .errors import DatabaseError, OutputClosed
 from .transform import POST_COLUMNS
 
 # Ten listings' reach: a catch-up never pages further back than one.
 REMEMBER = 10_000
-
-
-class OutputClosed(RedpipeError):
-    """Whoever read standard output has gone (`| head`): stop, as a pipe's writer does."""
-
-    exit_code = 0
 
 
 class JsonLines:
