@@ -71,7 +71,6 @@ log = logging.getLogger("pipeline")
 LOG_PERIOD = 60.0
 # A TCP connect that takes longer than this is not going to succeed.
 CONNECT_TIMEOUT = 10.0
-CLEAR_LINE = "\r\x1b[K"
 # What docopt gives for options nobody passed; a replay takes only --quiet besides.
 REPLAY_DEFAULTS: dict[str, Any] = {
     "--subreddit": "all",
@@ -301,29 +300,33 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
 def _replay(
     database: str, dumps: list[str], quiet: bool, stderr: TextIO, shutdown: Shutdown
 ) -> int:
-    from .progress import DumpProgress
+    from .progress import DumpProgress, LiveLine
     from .replay import replay_file
     from .store import Store
 
-    terminal = stderr.isatty() and not quiet
+    live = LiveLine(stderr, time.monotonic, min_gap=0.5) if stderr.isatty() and not quiet else None
 
     def say(line: str, level: str = "") -> None:
-        if not quiet or level:
-            # On a terminal, over the live line; the next update draws it again below.
-            stderr.write(f"{CLEAR_LINE if terminal else ''}redpipe: {level}{line}\n")
+        if quiet and not level:
+            return
+        if live is not None:
+            live.above(f"redpipe: {level}{line}")
+        else:
+            stderr.write(f"redpipe: {level}{line}\n")
 
     store = None
     try:
         store = Store.open(database)
         for path in dumps:
             name = os.path.basename(path)
-            progress = DumpProgress(stderr, name, time.monotonic, live=terminal)
             try:
                 counts = replay_file(path, store, wall_clock=time.time,
-                                     critical=shutdown.critical, progress=progress,
+                                     critical=shutdown.critical,
+                                     progress=DumpProgress(live, name, time.monotonic),
                                      warn=lambda text: say(text, "warning: "))  # fmt: skip
             finally:
-                progress.end()
+                if live is not None:
+                    live.clear()
             if counts is None:
                 say(f"{name}: replayed to its end before; skipped")
                 continue

@@ -172,6 +172,7 @@ class LiveLine:
         if self._text:
             self._stream.write("\r\x1b[K")
             self._stream.flush()
+            self._text = ""
 
     def above(self, message: str) -> None:
         self._stream.write("\r\x1b[K" + message + "\n")
@@ -201,32 +202,23 @@ class ConsoleHandler(logging.Handler):
 
 
 class DumpProgress:
-    """A replay's live line on a terminal: bytes of the file read, lines, rate and ETA."""
+    """A replay's live line: bytes of the file read, lines, rate and time left."""
 
-    def __init__(self, out: TextIO, name: str, clock: Callable[[], float], *, live: bool) -> None:
-        self._out, self._name, self._clock, self._live = out, name, clock, live
+    def __init__(self, live: LiveLine | None, name: str, clock: Callable[[], float]) -> None:
+        self._live, self._name, self._clock = live, name, clock
         self._start: tuple[float, int] | None = None
-        self._shown = -1.0
 
     def __call__(self, done: int, total: int, lines: int) -> None:
-        if not self._live:
+        if self._live is None:
             return
         now = self._clock()
         if self._start is None:
             self._start = (now, done)
-        if now - self._shown < 0.5 and done < total:
-            return
-        self._shown = now
         elapsed, read = now - self._start[0], done - self._start[1]
         rate = read / elapsed if elapsed > 0 else 0.0
         eta = f", {_duration((total - done) / rate)} left" if rate > 0 and done < total else ""
-        self._out.write(
-            f"\r\x1b[K{self._name}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB, "
-            f"{lines:,} lines, {rate / 1e6:,.1f} MB/s{eta}"
+        self._live.show(
+            f"{self._name}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB, "
+            f"{lines:,} lines, {rate / 1e6:,.1f} MB/s{eta}",
+            force=done >= total,
         )
-        self._out.flush()
-
-    def end(self) -> None:
-        if self._shown >= 0:
-            self._out.write("\n")
-            self._out.flush()

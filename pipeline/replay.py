@@ -65,15 +65,16 @@ def as_child(record: Any) -> dict[str, Any] | None:
         return None
     if "title" not in record and ("body" in record or "link_id" in record):
         return None  # a comment
-    data = dict(record)
+    data = record  # copied only when a field must change: most records need nothing
     if not isinstance(data.get("name"), str) and isinstance(data.get("id"), str):
-        data["name"] = "t3_" + data["id"]
+        data = {**data, "name": "t3_" + data["id"]}
     created = data.get("created_utc")
     if isinstance(created, str):
         try:
-            data["created_utc"] = int(float(created))
+            value: int | None = int(float(created))
         except ValueError:
-            data["created_utc"] = None
+            value = None
+        data = {**data, "created_utc": value}
     return {"kind": "t3", "data": data}
 
 
@@ -120,8 +121,8 @@ def replay_file(
                 try:
                     record = json.loads(line)
                 except ValueError:
-                    record = _Malformed
-                child = as_child(record) if record is not _Malformed else None
+                    record = None  # counted below, like any line that is not a record
+                child = as_child(record)
                 row = post_row(child, _retrieved(child, wall_clock)) if child else None
                 if row is not None:
                     rows.append(row)
@@ -154,10 +155,6 @@ def _retrieved(child: dict[str, Any], wall_clock: Callable[[], float]) -> float:
     if isinstance(when, (int, float)) and not isinstance(when, bool):
         return float(when)
     return wall_clock()
-
-
-class _Malformed:
-    """Marks a line that is not JSON."""
 
 
 def _numbered(stream: IO[bytes], skip: int) -> Iterator[tuple[int, bytes]]:

@@ -6,7 +6,7 @@ import io
 import logging
 
 from pipeline.errors import NetworkError, ServerError
-from pipeline.progress import ConsoleHandler, LiveLine, Reporter, Stats
+from pipeline.progress import ConsoleHandler, DumpProgress, LiveLine, Reporter, Stats
 from pipeline.stream import Batch, Gap
 
 
@@ -94,3 +94,21 @@ def test_a_gap_is_one_line_with_its_time_range_and_counted() -> None:
     ]
     assert "gaps 1 (up to 350 missing)" in reporter.stats.line(0)
     assert "1 gaps (up to 350 posts missing)" in reporter.stats.summary(0)
+
+
+def test_a_replays_live_line_shows_progress_and_time_left_and_its_last_state() -> None:
+    out = io.StringIO()
+    now = [0.0]
+    live = LiveLine(out, lambda: now[0], min_gap=0.5)
+    progress = DumpProgress(live, "RS_x.zst", lambda: now[0])
+    progress(0, 4_000_000, 0)
+    now[0] = 1.0
+    progress(1_000_000, 4_000_000, 5_000)
+    now[0] = 1.1
+    progress(1_100_000, 4_000_000, 5_500)  # too soon to redraw
+    assert out.getvalue().endswith("RS_x.zst: 1.0 of 4.0 MB, 5,000 lines, 1.0 MB/s, 3s left")
+    progress(4_000_000, 4_000_000, 20_000)  # the end is always drawn
+    assert out.getvalue().endswith("RS_x.zst: 4.0 of 4.0 MB, 20,000 lines, 3.6 MB/s")
+    live.clear()
+    live.above("redpipe: done")
+    assert out.getvalue().endswith("\r\x1b[Kredpipe: done\n")  # the cleared line stays gone
