@@ -391,6 +391,70 @@ def api_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
     return rows
 
 
+def both_streams(pyz: Path, seconds: float, budget: int, out: dict[str, Any]) -> None:
+    """redpipe --comments on r/all's pace, 10 posts/s and 50 comments/s, one budget."""
+    with scratch() as tmp:
+        db = tmp / "c.sqlite"
+        server = FakeReddit(ratelimit_budget=budget).start()
+        server.add_posts(100)
+        server.add_comments(100)
+        proc = subprocess.Popen(
+            redpipe(sys.executable, pyz, db, server, "--comments", "-q"),
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        server.start_feed(10, comment_rate=50)
+        time.sleep(WARM_UP)
+        asked = {"posts": len(server.post_requests()), "comments": len(server.comment_requests())}
+        first = {"posts": len(server.posts), "comments": len(server.comments)}
+        time.sleep(seconds)
+        server.stop_feed()
+        published = {
+            "posts": [p["name"] for p in server.posts[first["posts"] :]],
+            "comments": [c["name"] for c in server.comments[first["comments"] :]],
+        }
+        time.sleep(12)  # time to fetch what was published last
+        asked = {
+            "posts": len(server.post_requests()) - asked["posts"],
+            "comments": len(server.comment_requests()) - asked["comments"],
+        }
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        out["rate_limited"] = server.rate_limited
+        server.stop()
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            for table in ("posts", "comments"):
+                got = {n for (n,) in conn.execute(f"SELECT fullname FROM {table}")}
+                out[table] = (asked[table], sum(n in got for n in published[table]),
+                              len(published[table]))  # fmt: skip
+
+
+def comments_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
+    results: dict[int, dict[str, Any]] = {1000: {}, 300: {}}
+    threads = [
+        threading.Thread(target=both_streams, args=(pyz, seconds, budget, out))
+        for budget, out in results.items()
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = []
+    for budget, r in results.items():
+        (pa, pc, pp), (ca, cc, cp) = r["posts"], r["comments"]
+        rows.append(
+            (
+                f"10 posts/s + 50 comments/s, budget {budget} a 10 min: requests posts / "
+                "comments (ratio); per 1,000 items; captured",
+                f"{pa} / {ca} ({ca / max(1, pa):.1f}); {1000 * pa / max(1, pc):.0f} / "
+                f"{1000 * ca / max(1, cc):.0f}; {pc:,}/{pp:,} posts, {cc:,}/{cp:,} comments; "
+                f"{r['rate_limited']} 429s",
+            )
+        )
+    return rows
+
+
 # 4. Memory ------------------------------------------------------------------------------
 
 
@@ -529,7 +593,9 @@ def size_and_build(pyz: Path) -> list[tuple[str, str]]:
     ]
 
 
-SECTIONS = ["throughput", "load", "profile", "replay", "api", "memory", "startup", "size"]
+SECTIONS = [
+    "throughput", "load", "profile", "replay", "api", "comments", "memory", "startup", "size"
+]  # fmt: skip
 
 
 def main() -> int:
@@ -572,6 +638,11 @@ def main() -> int:
             "api",
             "3 + 6. API budget and latency",
             lambda: api_budget(args.pyz, 20 if quick else 100),
+        ),
+        (
+            "comments",
+            "3b. Posts and comments on one rate-limit budget",
+            lambda: comments_budget(args.pyz, 20 if quick else 100),
         ),
         ("memory", "4. Memory", lambda: memory(args.pyz, 20000 if quick else 1_000_000)),
         ("startup", "5. Start-up", lambda: startup(args.pyz, 3 if quick else 7)),

@@ -1,26 +1,44 @@
-"""redpipe: stream new Reddit posts into a SQLite database, exactly once, forever.
+"""redpipe: stream new Reddit posts (and comments) into a SQLite database, exactly once, forever.
 
 Usage:
   redpipe.pyz <database> [options]
   redpipe.pyz replay <database> <dump>... [options]
+  redpipe.pyz refresh <database> [options]
   redpipe.pyz (-h | --help | --version)
 
 Arguments:
   <database>          The SQLite file to create or continue. - writes each
-                      new post as one JSON line to standard output instead.
-  replay              Load NDJSON dumps of posts (Pushshift RS_ files, Arctic
-                      Shift exports) into <database>, skipping posts already
-                      there; run it again to resume a stopped replay. Of the
-                      options, it takes -q only.
+                      new item as one JSON line to standard output instead.
+  replay              Load NDJSON dumps (Pushshift RS_/RC_ files, Arctic Shift
+                      exports) into <database>, skipping items already there;
+                      run it again to resume a stopped replay. Of the options
+                      it takes --fields, --comment-fields, --raw and -q.
   <dump>              A dump file: plain, .gz, .bz2, .xz, or .zst (Python
                       3.14+, or the zstandard package).
+  refresh             Fetch stored posts and comments again once they are
+                      older than --older-than, 100 a request: update scores
+                      and comment counts, mark what was deleted or removed.
+                      Takes --older-than, --purge-deleted and the request
+                      options (--base-url to -q).
 
 Options:
   --subreddit NAMES   Subreddits to follow, joined with + [default: all].
+  --comments          Also stream their new comments into a comments table.
   --interval SECONDS  Least time between two polls; polling adapts above it
-                      to how fast posts arrive [default: 1].
+                      to how fast items arrive [default: 1].
   --max-records N     Stop cleanly once N new records are stored
                       (default: run until stopped).
+  --fields LIST       The posts table's columns: listing fields joined with
+                      commas, each renamed with field:column if wanted, e.g.
+                      title,score,author_fullname:author_id. fullname and
+                      created_utc are always kept (default: see README).
+  --comment-fields LIST
+                      The same for the comments table.
+  --raw               Also keep each item's whole JSON in a column named raw.
+  --older-than AGE    refresh: items created, and last checked, longer ago
+                      than AGE, in s, m, h or d [default: 36h].
+  --purge-deleted     refresh: set to NULL the text and author of every item
+                      its author deleted, as Reddit's terms require.
   --base-url URL      API root. Default: https://oauth.reddit.com with
                       credentials, https://www.reddit.com without them.
   --auth-url URL      Where OAuth tokens come from
@@ -48,7 +66,8 @@ Environment:
 
 Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
 3 database or output unusable, 4 credentials needed or refused, 5 Reddit refused
-the listing. A replay exits 2 for a dump it cannot open or read to its end.
+the listing. A replay exits 2 for a dump it cannot open or read to its end. Any
+command exits 2 when its fields would pour another field into an existing column.
 """
 
 from __future__ import annotations
@@ -63,7 +82,7 @@ from types import FrameType, TracebackType
 from typing import Any, TextIO
 
 from . import __version__
-from .errors import EXIT_OK, EXIT_USAGE, OutputClosed, RedpipeError
+from .errors import EXIT_OK, EXIT_USAGE, DatabaseError, OutputClosed, RedpipeError
 
 log = logging.getLogger("pipeline")
 
@@ -71,18 +90,31 @@ log = logging.getLogger("pipeline")
 LOG_PERIOD = 60.0
 # A TCP connect that takes longer than this is not going to succeed.
 CONNECT_TIMEOUT = 10.0
-# What docopt gives for options nobody passed; a replay takes only --quiet besides.
-REPLAY_DEFAULTS: dict[str, Any] = {
+# What docopt gives for options nobody passed, and which options each command takes.
+DEFAULTS: dict[str, Any] = {
     "--subreddit": "all",
+    "--comments": False,
     "--interval": "1",
-    "--timeout": "20",
-    "--auth-url": "https://www.reddit.com",
     "--max-records": None,
+    "--fields": None,
+    "--comment-fields": None,
+    "--raw": False,
+    "--older-than": "36h",
+    "--purge-deleted": False,
     "--base-url": None,
+    "--auth-url": "https://www.reddit.com",
     "--user-agent": None,
+    "--timeout": "20",
     "--verbose": False,
+    "--quiet": False,
     "--help": False,
     "--version": False,
+}
+_REQUESTS = ("--base-url", "--auth-url", "--user-agent", "--timeout", "--verbose", "--quiet")
+TAKES = {
+    "replay": {"--fields", "--comment-fields", "--raw", "--quiet"},
+    "refresh": {"--older-than", "--purge-deleted", *_REQUESTS},
+    "": set(DEFAULTS) - {"--older-than", "--purge-deleted"},
 }
 
 
@@ -165,60 +197,84 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run redpipe; returns the exit status."""
     args = _parse(argv)
     stderr = sys.stderr
+    command = "replay" if args["replay"] else "refresh" if args["refresh"] else ""
+    takes = TAKES[command]
+    stray = [k for k, v in args.items() if k.startswith("--") and k not in takes
+             and v != DEFAULTS.get(k)]  # fmt: skip
+    if stray:
+        what = f"{command} takes no" if command else "only refresh takes"
+        stderr.write(f"redpipe: error: {what} {stray[0]}\n")
+        return EXIT_USAGE
     shutdown = Shutdown()
     shutdown.install()
-    if args["replay"]:
-        given = [k for k, v in args.items() if k.startswith("--") and k != "--quiet"]
-        stray = [k for k in given if args[k] != REPLAY_DEFAULTS.get(k)]
-        if stray:
-            shutdown.restore()
-            stderr.write(f"redpipe: error: replay takes no {stray[0]}\n")
-            return EXIT_USAGE
-        try:
-            return _replay(args["<database>"], args["<dump>"], args["--quiet"], stderr, shutdown)
-        finally:
-            shutdown.restore()
     try:
-        from .config import from_args
-
-        config = from_args(args, os.environ)
-    except RedpipeError as exc:
-        shutdown.restore()
-        usage = __doc__.split("\n\n")[1]
-        stderr.write(f"redpipe: error: {exc}\n{usage}\n")
-        return exc.exit_code
-    except StopRequested:
-        shutdown.restore()
-        return EXIT_OK
-    try:
-        return _run(config, stderr, shutdown)
-    except StopRequested:  # stopped before the run had anything to wrap up
+        return _command(command, args, stderr, shutdown)
+    except StopRequested:  # stopped before the command had anything to wrap up
         return EXIT_OK
     finally:
         shutdown.restore()
+
+
+def _command(command: str, args: Any, stderr: TextIO, shutdown: Shutdown) -> int:
+    from .config import from_args, tables
+
+    try:
+        if command == "replay":
+            posts, comments = tables(args)
+            return _replay(args["<database>"], args["<dump>"], (posts, comments),
+                           args["--quiet"], stderr, shutdown)  # fmt: skip
+        config = from_args(args, os.environ)
+    except RedpipeError as exc:
+        usage = __doc__.split("\n\n")[1]
+        stderr.write(f"redpipe: error: {exc}\n" + ("" if command else f"{usage}\n"))
+        return exc.exit_code
+    if command == "refresh":
+        return _refresh(config, stderr, shutdown)
+    return _run(config, stderr, shutdown)
+
+
+def _logging(verbosity: int, stderr: TextIO, live: Any) -> None:
+    from .progress import ConsoleHandler
+
+    handler = ConsoleHandler(stderr, live)
+    handler.setFormatter(_Formatter())
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel({-1: logging.ERROR, 0: logging.INFO, 1: logging.DEBUG}[verbosity])
+
+
+def _client(config: Any, clock: Any) -> Any:
+    from .reddit import RedditClient
+    from .transport import make_transport
+
+    transport = make_transport(
+        connect_timeout=min(CONNECT_TIMEOUT, config.timeout), read_timeout=config.timeout
+    )
+    client = RedditClient(
+        transport,
+        base_url=config.base_url,
+        auth_url=config.auth_url,
+        user_agent=config.user_agent,
+        credentials=config.credentials,
+        clock=clock,
+    )
+    return transport, client
 
 
 def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     from .config import Config
     from .heap import return_large_blocks
     from .pacing import Backoff, Budget, PollSchedule
-    from .progress import ConsoleHandler, LiveLine, Reporter, Stats
-    from .reddit import RedditClient
+    from .progress import LiveLine, Reporter, Stats
     from .run import Sink, pump
     from .store import Store
-    from .stream import posts
-    from .transport import make_transport
+    from .stream import Listing, interleave
 
     assert isinstance(config, Config)
     return_large_blocks()
     clock = time.monotonic
     live = LiveLine(stderr, clock) if config.verbosity >= 0 and stderr.isatty() else None
-    handler = ConsoleHandler(stderr, live)
-    handler.setFormatter(_Formatter())
-    log.handlers[:] = [handler]
-    log.propagate = False
-    levels = {-1: logging.ERROR, 0: logging.INFO, 1: logging.DEBUG}
-    log.setLevel(levels[config.verbosity])
+    _logging(config.verbosity, stderr, live)
 
     stats = Stats(started=clock())
     reporter = Reporter(
@@ -228,55 +284,53 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
         live=live,
         period=LOG_PERIOD if config.verbosity >= 0 and live is None else None,
     )
+    tables = [config.posts] + ([config.comments] if config.stream_comments else [])
+    paths = {"posts": config.listing_path, "comments": config.comments_path}
     store: Sink | None = None
     transport = None
     try:
         if config.database == "-":
             from .ndjson import JsonLines
 
-            store = JsonLines(sys.stdout.buffer)
+            store = JsonLines(sys.stdout.buffer, tables)
         else:
-            store = Store.open(config.database)
-        transport = make_transport(
-            connect_timeout=min(CONNECT_TIMEOUT, config.timeout), read_timeout=config.timeout
-        )
-        client = RedditClient(
-            transport,
-            base_url=config.base_url,
-            auth_url=config.auth_url,
-            user_agent=config.user_agent,
-            credentials=config.credentials,
-            clock=clock,
-        )
+            store = Store.open(config.database, tables)
+        transport, client = _client(config, clock)
+        what = " and ".join(t.name for t in tables)
         if config.database == "-":
-            log.info("writing new posts of r/%s to standard output, one JSON line each",
-                     config.subreddits)  # fmt: skip
+            log.info("writing new %s of r/%s to standard output, one JSON line each",
+                     what, config.subreddits)  # fmt: skip
         else:
-            log.info(
-                "archiving new posts of r/%s into %s (%s stored already)",
-                config.subreddits,
-                config.database,
-                f"{store.count():,}",
+            held = ", ".join(f"{store.count(table=t.name):,} {t.name}" for t in tables)
+            log.info("archiving new %s of r/%s into %s (%s stored already)",
+                     what, config.subreddits, config.database, held)  # fmt: skip
+        budget = Budget(clock)  # one budget: every listing spends the same app's requests
+        sink = store
+
+        def follow(name: str) -> Listing:
+            return Listing(
+                lambda after: client.listing(paths[name], after=after),
+                lambda names: sink.known(names, table=name),
+                newest_stored=lambda: sink.newest(table=name),
+                clock=clock,
+                schedule=PollSchedule(min_interval=config.interval, max_interval=30.0),
+                budget=budget,
+                backoff=Backoff(),
+                on_problem=reporter.problem,
+                name=name,
             )
-        batches = posts(
-            lambda after: client.listing(config.listing_path, after=after),
-            store.known,
-            newest_stored=store.newest,
-            clock=clock,
-            sleep=time.sleep,
-            schedule=PollSchedule(min_interval=config.interval, max_interval=30.0),
-            budget=Budget(clock),
-            backoff=Backoff(),
-            on_problem=reporter.problem,
-        )
+
+        listings = [follow(t.name) for t in tables]
         pump(
-            batches,
+            ((listing.name, batch) for listing, batch in
+             interleave(listings, clock=clock, sleep=time.sleep)),
             store,
             reporter,
+            tables={t.name: t for t in tables},
             wall_clock=time.time,  # retrieved_utc is a date, not a monotonic reading
             max_records=config.max_records,
             critical=shutdown.critical,
-        )
+        )  # fmt: skip
         status = EXIT_OK
     except (StopRequested, OutputClosed):
         status = EXIT_OK
@@ -297,14 +351,8 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     return status
 
 
-def _replay(
-    database: str, dumps: list[str], quiet: bool, stderr: TextIO, shutdown: Shutdown
-) -> int:
-    from .progress import DumpProgress, LiveLine
-    from .replay import replay_file
-    from .store import Store
-
-    live = LiveLine(stderr, time.monotonic, min_gap=0.5) if stderr.isatty() and not quiet else None
+def _say(stderr: TextIO, quiet: bool, live: Any) -> Any:
+    """A function printing one `redpipe: ` line, above the live line if there is one."""
 
     def say(line: str, level: str = "") -> None:
         if quiet and not level:
@@ -314,13 +362,40 @@ def _replay(
         else:
             stderr.write(f"redpipe: {level}{line}\n")
 
+    return say
+
+
+def _stopped(command: str, exc: BaseException, say: Any) -> int:
+    """The exit status of a replay or refresh that ended early, said in one line."""
+    if isinstance(exc, RedpipeError):
+        say(str(exc), "error: ")
+        return exc.exit_code
+    say(f"{command} stopped; the same command resumes it")
+    return EXIT_OK
+
+
+def _replay(
+    database: str,
+    dumps: list[str],
+    tables: Any,
+    quiet: bool,
+    stderr: TextIO,
+    shutdown: Shutdown,
+) -> int:
+    from .progress import DumpProgress, LiveLine
+    from .replay import replay_file
+    from .store import Store
+
+    live = LiveLine(stderr, time.monotonic, min_gap=0.5) if stderr.isatty() and not quiet else None
+    say = _say(stderr, quiet, live)
     store = None
     try:
-        store = Store.open(database)
+        # The comments table is made only when a dump holds comments.
+        store = Store.open(database, tables, lazy=("comments",))
         for path in dumps:
             name = os.path.basename(path)
             try:
-                counts = replay_file(path, store, wall_clock=time.time,
+                counts = replay_file(path, store, tables, wall_clock=time.time,
                                      critical=shutdown.critical,
                                      progress=DumpProgress(live, name, time.monotonic),
                                      warn=lambda text: say(text, "warning: "))  # fmt: skip
@@ -334,18 +409,70 @@ def _replay(
             more = ", ..." if counts.malformed_count > len(counts.malformed) else ""
             say(
                 f"{name}: {counts.lines:,} lines, {counts.stored:,} new posts, "
-                f"{counts.seen_again:,} already stored, "
-                f"{counts.comments:,} comments skipped (not stored yet), "
+                f"{counts.comments:,} new comments, {counts.seen_again:,} already stored, "
                 f"{counts.malformed_count:,} malformed"
                 + (f" (lines {listed}{more})" if counts.malformed else "")
             )
         return EXIT_OK
-    except StopRequested:
-        say("replay stopped; the same command resumes it")
-        return EXIT_OK
-    except RedpipeError as exc:
-        say(str(exc), "error: ")
-        return exc.exit_code
+    except (StopRequested, RedpipeError) as exc:
+        return _stopped("replay", exc, say)
     finally:
+        if store is not None:
+            store.close()
+
+
+def _refresh(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
+    from .pacing import Backoff, Budget
+    from .progress import LiveLine, Reporter, Stats
+    from .refresh import Counts, refresh_table
+    from .store import Store
+    from .stream import fetch_retrying, slept
+
+    clock = time.monotonic
+    quiet = config.verbosity < 0
+    live = LiveLine(stderr, clock) if not quiet and stderr.isatty() else None
+    _logging(config.verbosity, stderr, live)
+    say = _say(stderr, quiet, live)
+    reporter = Reporter(Stats(started=clock()), log, clock, live=None, period=None)
+    store = transport = None
+    try:
+        if not os.path.isfile(config.database):
+            raise DatabaseError(f"{config.database}: no such database to refresh")
+        # Each table as it is in the file: refresh adds no chosen fields of its own.
+        store = Store.open(config.database, [config.posts, config.comments],
+                           lazy=("posts", "comments"), as_found=True)  # fmt: skip
+        transport, client = _client(config, clock)
+        budget, backoff = Budget(clock), Backoff()
+
+        def info(names: list[str]) -> Any:
+            steps = fetch_retrying(lambda: client.info(names), budget=budget,
+                                   backoff=backoff, on_problem=reporter.problem)  # fmt: skip
+            return slept(steps, time.sleep)
+
+        cutoff = time.time() - config.older_than
+        for table in store.tables.values():
+            if not store.count(table=table.name):
+                continue  # never made, or empty: nothing to check
+
+            def progress(counts: Counts, name: str = table.name) -> None:
+                if live is not None:
+                    live.show(f"refresh {name}: {counts.checked:,} of {counts.due:,} checked")
+
+            try:
+                counts = refresh_table(store, table, info, cutoff=cutoff, wall_clock=time.time,
+                                       purge=config.purge_deleted,
+                                       critical=shutdown.critical,
+                                       progress=progress)  # fmt: skip
+            finally:
+                if live is not None:
+                    live.clear()
+            say(counts.line(table.name))
+        return EXIT_OK
+    except (StopRequested, RedpipeError) as exc:
+        return _stopped("refresh", exc, say)
+    finally:
+        shutdown.finishing()
+        if transport is not None:
+            transport.close()
         if store is not None:
             store.close()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .errors import UsageError
+from .tables import COMMENTS, POSTS, Table, choose
 
 OAUTH_BASE = "https://oauth.reddit.com"
 PUBLIC_BASE = "https://www.reddit.com"
@@ -40,12 +41,21 @@ class Config:
     auth_url: str
     user_agent: str
     verbosity: int  # -1 quiet, 0 normal, 1 verbose
+    posts: Table = POSTS
+    comments: Table = COMMENTS
+    stream_comments: bool = False
+    older_than: float = 36 * 3600.0  # refresh only
+    purge_deleted: bool = False  # refresh only
     # Never shown: not in repr, never logged.
     credentials: tuple[str, str] | None = field(default=None, repr=False)
 
     @property
     def listing_path(self) -> str:
         return f"/r/{self.subreddits}/new"
+
+    @property
+    def comments_path(self) -> str:
+        return f"/r/{self.subreddits}/comments"
 
 
 def _url(value: str, option: str) -> str:
@@ -64,6 +74,27 @@ def _positive(value: str, option: str, kind: type) -> Any:
         noun = "a whole number" if kind is int else "a number"
         raise UsageError(f"{option} must be {noun} above 0, not {value!r}")
     return number
+
+
+_AGE = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhd]?)$")
+_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def age(value: str, option: str = "--older-than") -> float:
+    """'36h', '2d', '90m', '3600s' or '3600' as seconds."""
+    found = _AGE.match(value.strip().lower())
+    if not found or float(found.group(1)) <= 0:
+        raise UsageError(f"{option} must be a time like 36h, 2d, 90m or 3600s, not {value!r}")
+    return float(found.group(1)) * _UNITS[found.group(2)]
+
+
+def tables(args: Mapping[str, Any]) -> tuple[Table, Table]:
+    """The posts and comments tables as --fields, --comment-fields and --raw shape them."""
+    raw = bool(args.get("--raw"))
+    return (
+        choose(POSTS, args.get("--fields"), raw=raw, option="--fields"),
+        choose(COMMENTS, args.get("--comment-fields"), raw=raw, option="--comment-fields"),
+    )
 
 
 def _credential(environ: Mapping[str, str], name: str) -> str:
@@ -88,6 +119,11 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         raise UsageError("the database path is empty")
     if database == "replay":
         raise UsageError("replay needs a database and at least one dump file")
+    if database == "refresh":
+        raise UsageError("refresh needs a database")
+    if database == "-" and args.get("refresh"):
+        raise UsageError("refresh needs a database file, not -")
+    posts, comments = tables(args)
 
     names = args["--subreddit"].strip()
     parts = names.split("+")
@@ -119,5 +155,10 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         auth_url=_url(args["--auth-url"], "--auth-url"),
         user_agent=user_agent.strip(),
         verbosity=1 if args["--verbose"] else -1 if args["--quiet"] else 0,
+        posts=posts,
+        comments=comments,
+        stream_comments=bool(args.get("--comments")),
+        older_than=age(args.get("--older-than") or "36h"),
+        purge_deleted=bool(args.get("--purge-deleted")),
         credentials=credentials,
     )

@@ -62,7 +62,7 @@ class PollSchedule:
     ) -> None:
         self.min_interval = min_interval
         self.max_interval = max(max_interval, min_interval)
-        self._fill = fill
+        self.fill = fill
         self._weight = weight
         self._rate: float | None = None
 
@@ -83,7 +83,7 @@ class PollSchedule:
     def interval(self) -> float:
         if not self._rate:
             return self.min_interval if self._rate is None else self.max_interval
-        return min(self.max_interval, max(self.min_interval, self._fill / self._rate))
+        return min(self.max_interval, max(self.min_interval, self.fill / self._rate))
 
 
 class Backoff:

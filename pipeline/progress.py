@@ -28,6 +28,7 @@ def _duration(seconds: float) -> str:
 class Stats:
     started: float
     stored: int = 0
+    stored_by: dict[str, int] = field(default_factory=dict)  # per table
     seen_again: int = 0
     polls: int = 0
     pages: int = 0
@@ -39,10 +40,11 @@ class Stats:
     _quiet_until: dict[str, float] = field(default_factory=dict)
     _suppressed: dict[str, int] = field(default_factory=dict)
 
-    def add_batch(self, batch: Batch, offered: int, stored: int) -> None:
+    def add_batch(self, batch: Batch, offered: int, stored: int, table: str = "posts") -> None:
         self.polls += 1
         self.pages += batch.pages
         self.stored += stored
+        self.stored_by[table] = self.stored_by.get(table, 0) + stored
         # Rows the database ignored were stored meanwhile by another writer.
         self.seen_again += batch.seen_again + (offered - stored)
 
@@ -62,17 +64,21 @@ class Stats:
         return text
 
     def summary(self, now: float) -> str:
+        kinds = " and ".join(
+            f"{n:,} new {table}" for table, n in sorted(self.stored_by.items(), reverse=True)
+        )
         text = (
-            f"stored {self.stored:,} new posts in {_duration(now - self.started)}"
+            f"stored {kinds or '0 new posts'} in {_duration(now - self.started)}"
             f" ({self.rate(now):.1f}/s), {self.seen_again:,} seen again, {self.polls:,} polls,"
             f" {self.problems:,} problems"
         )
         if self.gaps:
-            text += f", {self.gaps} gaps (up to {self.possibly_missing:,} posts missing)"
+            noun = "posts" if set(self.stored_by) <= {"posts"} else "items"
+            text += f", {self.gaps} gaps (up to {self.possibly_missing:,} {noun} missing)"
         return text
 
 
-def gap_message(gap: Gap) -> str:
+def gap_message(gap: Gap, noun: str = "posts") -> str:
     import time
 
     def when(utc: float | None) -> str:
@@ -83,7 +89,7 @@ def gap_message(gap: Gap) -> str:
     if gap.older_name and gap.newer_name:
         between = f" after {gap.older_name} and before {gap.newer_name}"
     return (
-        f"gap: {count} posts{between}, created between {when(gap.older_utc)} and "
+        f"gap: {count} {noun}{between}, created between {when(gap.older_utc)} and "
         f"{when(gap.newer_utc)}, may be missing; Reddit's listing no longer reaches back that far"
     )
 
@@ -108,12 +114,12 @@ class Reporter:
         self._next_report = clock() + (period or 0.0)
         self._stored_at_report = 0
 
-    def batch(self, batch: Batch, offered: int, stored: int) -> None:
-        self.stats.add_batch(batch, offered, stored)
+    def batch(self, batch: Batch, offered: int, stored: int, table: str = "posts") -> None:
+        self.stats.add_batch(batch, offered, stored, table)
         if batch.gap is not None:
             self.stats.gaps += 1
             self.stats.possibly_missing += batch.gap.up_to or 0
-            self._log.warning("%s", gap_message(batch.gap))
+            self._log.warning("%s", gap_message(batch.gap, table))
         self._refresh()
 
     def problem(self, exc: TransientError) -> None:

@@ -128,6 +128,15 @@ class RedditClient:
         params = {"limit": "100", "raw_json": "1"}
         if after:
             params["after"] = after
+        return self._get(path, params)
+
+    def info(self, fullnames: list[str]) -> Page:
+        """GET /api/info for up to 100 fullnames: those Reddit still has, as they are now."""
+        if not 0 < len(fullnames) <= 100:
+            raise ValueError("/api/info takes 1 to 100 fullnames")
+        return self._get("/api/info", {"id": ",".join(fullnames), "raw_json": "1"})
+
+    def _get(self, path: str, params: dict[str, str]) -> Page:
         url = self._base + path + ("" if self._credentials else ".json")
         for attempt in (1, 2):
             headers = dict(self._headers)

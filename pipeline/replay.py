@@ -1,5 +1,5 @@
-"""`replay`: NDJSON dump files (Pushshift RS_ files, Arctic Shift exports) into the posts
-table, through the same transform and the same primary key as the live stream.
+"""`replay`: NDJSON dump files (Pushshift RS_ and RC_ files, Arctic Shift exports) into the
+posts and comments tables, through the same transform and primary keys as the live stream.
 
 Each batch of rows is committed together with how many lines of its file are done, so a
 killed replay resumes after the last committed line and never stores a post twice.
@@ -20,7 +20,7 @@ from typing import IO, Any, Callable, cast
 
 from .errors import UsageError
 from .store import Store
-from .transform import post_row
+from .tables import Table
 
 BATCH = 1000
 MALFORMED_SHOWN = 20  # line numbers listed one by one; the rest only counted
@@ -60,14 +60,16 @@ def _zstd(raw: IO[bytes], name: str) -> IO[bytes]:
 
 def as_child(record: Any) -> dict[str, Any] | None:
     """A dump record as a listing child: dumps hold the `data` object alone, and old
-    Pushshift records lack `name` and give `created_utc` as a string."""
+    Pushshift records lack `name` (and comments `permalink`) and give `created_utc` as a
+    string."""
     if not isinstance(record, dict):
         return None
+    kind = "t3"
     if "title" not in record and ("body" in record or "link_id" in record):
-        return None  # a comment
+        kind = "t1"
     data = record  # copied only when a field must change: most records need nothing
     if not isinstance(data.get("name"), str) and isinstance(data.get("id"), str):
-        data = {**data, "name": "t3_" + data["id"]}
+        data = {**data, "name": f"{kind}_{data['id']}"}
     created = data.get("created_utc")
     if isinstance(created, str):
         try:
@@ -75,15 +77,20 @@ def as_child(record: Any) -> dict[str, Any] | None:
         except ValueError:
             value = None
         data = {**data, "created_utc": value}
-    return {"kind": "t3", "data": data}
+    if kind == "t1" and not isinstance(data.get("permalink"), str):
+        sub, link, ident = data.get("subreddit"), data.get("link_id"), data.get("id")
+        if all(isinstance(v, str) for v in (sub, link, ident)):
+            # Reddit answers any slug; "_" stands for the post title the record lacks.
+            data = {**data, "permalink": f"/r/{sub}/comments/{str(link)[3:]}/_/{ident}/"}
+    return {"kind": kind, "data": data}
 
 
 @dataclass
 class Counts:
     lines: int = 0
-    stored: int = 0
+    stored: int = 0  # new posts
+    comments: int = 0  # new comments
     seen_again: int = 0
-    comments: int = 0
     malformed: list[int] = field(default_factory=list)
     malformed_count: int = 0
 
@@ -91,6 +98,7 @@ class Counts:
 def replay_file(
     path: str,
     store: Store,
+    tables: tuple[Table, Table],
     *,
     wall_clock: Callable[[], float],
     critical: Callable[[], AbstractContextManager[object]],
@@ -113,7 +121,9 @@ def replay_file(
         if finished:
             return None
         counts = Counts(lines=done_lines)
-        rows: list[tuple[Any, ...]] = []
+        posts, comments = tables
+        builders = {"t3": posts.row_builder(), "t1": comments.row_builder()}
+        rows: dict[str, list[tuple[Any, ...]]] = {"t3": [], "t1": []}
         stream = open_dump(raw, path)
         try:
             for number, line in _numbered(stream, skip=done_lines):
@@ -123,19 +133,18 @@ def replay_file(
                 except ValueError:
                     record = None  # counted below, like any line that is not a record
                 child = as_child(record)
-                row = post_row(child, _retrieved(child, wall_clock)) if child else None
-                if row is not None:
-                    rows.append(row)
-                elif isinstance(record, dict) and child is None:
-                    counts.comments += 1
+                if child is not None:
+                    built = builders[child["kind"]]([child], _retrieved(child, wall_clock))
+                if child is not None and built:
+                    rows[child["kind"]] += built
                 elif line.strip():
                     counts.malformed_count += 1
                     if len(counts.malformed) < MALFORMED_SHOWN:
                         counts.malformed.append(number)
-                        warn(f"{os.path.basename(path)}: line {number:,} is not a post record")
+                        warn(f"{os.path.basename(path)}: line {number:,} is not a post "
+                             "or comment record")  # fmt: skip
                 if number % BATCH == 0:
                     _commit(store, rows, key, number, False, counts, critical)
-                    rows = []
                     progress(raw.tell(), total, number)
         except (OSError, EOFError, lzma.LZMAError) as exc:
             # A truncated or corrupt compressed file: keep every line read before it.
@@ -165,14 +174,19 @@ def _numbered(stream: IO[bytes], skip: int) -> Iterator[tuple[int, bytes]]:
 
 def _commit(
     store: Store,
-    rows: list[tuple[Any, ...]],
+    rows: dict[str, list[tuple[Any, ...]]],
     key: str,
     lines: int,
     finished: bool,
     counts: Counts,
     critical: Callable[[], AbstractContextManager[object]],
 ) -> None:
+    """Both tables' rows and the file's progress in one transaction; `rows` emptied."""
     with critical():
-        added = store.insert(rows, replay=(key, lines, finished))
-    counts.stored += added
-    counts.seen_again += len(rows) - added
+        posts, comments = store.insert_parts(
+            [("posts", rows["t3"]), ("comments", rows["t1"])], replay=(key, lines, finished)
+        )
+    counts.stored += posts
+    counts.comments += comments
+    counts.seen_again += len(rows["t3"]) + len(rows["t1"]) - posts - comments
+    rows["t3"], rows["t1"] = [], []

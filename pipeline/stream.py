@@ -9,15 +9,18 @@ so the stream pages back with `after` until it meets a stored post or the listin
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from .errors import RateLimited, TransientError
 from .pacing import Backoff, Budget, PollSchedule
 from .reddit import Page
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # Reddit's listings reach back about 1000 items: 10 pages of 100.
 MAX_PAGES = 10
@@ -80,115 +83,218 @@ class _Split:
         self.seen_again = len(stored)
 
 
+@dataclass(frozen=True)
+class Sleep:
+    """A listing cannot go on for this long: its poll is not due, or it is backing off."""
+
+    seconds: float
+
+
+def fetch_retrying(
+    fetch: Callable[[], Page],
+    *,
+    budget: Budget,
+    backoff: Backoff,
+    on_problem: Callable[[TransientError], None],
+    urgent: bool = False,
+) -> Generator[Sleep, None, Page]:
+    """Sleeps until the page comes: waits for the budget, retries transient faults."""
+    while True:
+        # Another listing may spend the budget while this one sleeps: ask again after.
+        while (delay := budget.wait(urgent=urgent)) > 0:
+            yield Sleep(delay)
+        try:
+            page = fetch()
+        except TransientError as exc:
+            on_problem(exc)
+            if exc.rate is not None:
+                budget.update(exc.rate)
+            pause = max(exc.retry_after or 0.0, backoff.next())
+            if isinstance(exc, RateLimited):
+                budget.hold(pause)  # on top of what the headers said, if anything
+            else:
+                yield Sleep(pause)
+            continue
+        backoff.reset()
+        budget.update(page.rate)
+        return page
+
+
+def slept(steps: Generator[Sleep, None, T], sleep: Callable[[float], None]) -> T:
+    """Run `steps` to its result, sleeping where it says."""
+    while True:
+        try:
+            step = next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        sleep(step.seconds)
+
+
+class Listing:
+    """One newest-first listing followed forever, as a series of steps: Sleep or Batch.
+
+    Steps rather than sleeping lets one thread follow several listings that share one
+    rate-limit budget (`interleave`).
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[str | None], Page],
+        known: Callable[[Sequence[str]], set[str]],
+        *,
+        newest_stored: Callable[[], tuple[str, float] | None],
+        clock: Callable[[], float],
+        schedule: PollSchedule,
+        budget: Budget,
+        backoff: Backoff,
+        on_problem: Callable[[TransientError], None],
+        max_pages: int = MAX_PAGES,
+        name: str = "posts",
+    ) -> None:
+        self.name = name
+        self._fetch = fetch
+        self._known = known
+        self._newest_stored = newest_stored
+        self._clock = clock
+        self.schedule = schedule
+        self._budget = budget
+        self._backoff = backoff
+        self._on_problem = on_problem
+        self._max_pages = max_pages
+        self.last_poll: float | None = None
+
+    def backlog(self, now: float) -> float:
+        """How many new items are likely waiting: the claim this listing has on the next
+        request when the budget cannot serve every listing's schedule."""
+        schedule = self.schedule
+        if self.last_poll is None or now - self.last_poll >= schedule.max_interval:
+            return math.inf  # never polled, or kept waiting its longest interval: first
+        return (schedule.rate or 0.0) * (now - self.last_poll)
+
+    def _get(self, after: str | None) -> Generator[Sleep, None, Page]:
+        # Catch-up pages race posts sliding off the listing's end: they do not wait for
+        # the even spread while the budget has requests to spare.
+        return fetch_retrying(
+            lambda: self._fetch(after),
+            budget=self._budget,
+            backoff=self._backoff,
+            on_problem=self._on_problem,
+            urgent=after is not None,
+        )
+
+    def steps(self) -> Iterator[Sleep | Batch]:
+        """Forever: Sleep while nothing can be done, a Batch per poll.
+
+        The caller must store each batch before asking for the next step.
+        """
+        known, schedule = self._known, self.schedule
+        have_history = self._newest_stored() is not None
+        while True:
+            if self.last_poll is not None:
+                wait = self.last_poll + schedule.interval() - self._clock()
+                if wait > 0:
+                    yield Sleep(wait)
+            poll_time = self._clock()
+            page = yield from self._get(None)
+            taken: set[str] = set()
+            first = _Split(page.children, known, taken)
+            new, seen_again, pages, gap = first.new, first.seen_again, 1, None
+            if have_history and page.children and not first.overlap:
+                more, again, extra, gap = yield from self._catch_up(page, taken)
+                new += more
+                seen_again += again
+                pages += extra
+            if self.last_poll is not None:
+                schedule.observe(len(new), poll_time - self.last_poll)
+            self.last_poll = poll_time
+            if new:
+                have_history = True
+            new.reverse()
+            yield Batch(new, seen_again, pages, gap)
+
+    def _catch_up(
+        self, page: Page, taken: set[str]
+    ) -> Generator[Sleep, None, tuple[list[Any], int, int, Gap | None]]:
+        """Page back from `page` until a stored post shows up; report a gap if none does."""
+        known = self._known
+        collected: list[Any] = []
+        anchors = [n for c in page.children if (n := _name(c)) is not None]
+        after = page.after or (anchors[-1] if anchors else None)
+        seen_again = 0
+        pages = 0
+        retries_on_empty = 3
+        while after is not None and pages + 1 < self._max_pages:
+            nxt = yield from self._get(after)
+            pages += 1
+            if not nxt.children and retries_on_empty and len(anchors) > 1:
+                # The anchor post was removed meanwhile, which makes Reddit answer an empty
+                # page; step one post back and ask again rather than stalling or giving up.
+                retries_on_empty -= 1
+                anchors.pop()
+                after = anchors[-1]
+                continue
+            split = _Split(nxt.children, known, taken)
+            collected += split.new
+            seen_again += split.seen_again
+            if split.overlap:
+                log.info("caught up: %d %s that arrived between polls", len(collected), self.name)
+                return collected, seen_again, pages, None
+            anchors += [n for c in nxt.children if (n := _name(c)) is not None]
+            after = nxt.after
+        # No stored item came back. Reaching the listing's end proves nothing: items can
+        # fall off its bottom while we page (a burst on top pushes them past the reach),
+        # and an anchor can vanish. Only the ids can clear it: when the oldest item in
+        # hand directly follows the newest stored one, nothing can be between them.
+        gap = _gap(page.children + collected, self._newest_stored())
+        return collected, seen_again, pages, None if gap.up_to == 0 else gap
+
+
+def interleave(
+    listings: Sequence[Listing],
+    *,
+    clock: Callable[[], float],
+    sleep: Callable[[float], None],
+) -> Iterator[tuple[Listing, Batch]]:
+    """Follow every listing in one thread, yielding (listing, batch) forever.
+
+    Whichever listing can go on soonest takes the next step. When several can (they all
+    waited for the same budget), the one with the most items likely waiting goes first,
+    so a spent budget is split by how fast each listing moves.
+    """
+    steps = [listing.steps() for listing in listings]
+    if len(listings) == 1:
+        for step in steps[0]:
+            if isinstance(step, Sleep):
+                sleep(step.seconds)
+            else:
+                yield listings[0], step
+        return
+    wake = [0.0] * len(listings)
+    while True:
+        now = clock()
+        ready = [i for i, t in enumerate(wake) if t <= now]
+        if not ready:
+            sleep(min(wake) - now)
+            continue
+        i = max(ready, key=lambda i: listings[i].backlog(now))
+        step = next(steps[i])
+        if isinstance(step, Sleep):
+            wake[i] = clock() + step.seconds
+        else:
+            yield listings[i], step
+
+
 def posts(
     fetch: Callable[[str | None], Page],
     known: Callable[[Sequence[str]], set[str]],
     *,
-    newest_stored: Callable[[], tuple[str, float] | None],
-    clock: Callable[[], float],
     sleep: Callable[[float], None],
-    schedule: PollSchedule,
-    budget: Budget,
-    backoff: Backoff,
-    on_problem: Callable[[TransientError], None],
-    max_pages: int = MAX_PAGES,
+    **options: Any,
 ) -> Iterator[Batch]:
-    """Yield a Batch per poll, forever.
-
-    `fetch(after)` gets one newest-first page; `known(names)` says which are stored. The
-    caller must store each batch before asking for the next one.
-    """
-
-    def fetch_retrying(after: str | None) -> Page:
-        while True:
-            # Catch-up pages race posts sliding off the listing's end: they do not wait
-            # for the even spread while the budget has requests to spare.
-            delay = budget.wait(urgent=after is not None)
-            if delay > 0:
-                sleep(delay)
-            try:
-                page = fetch(after)
-            except TransientError as exc:
-                on_problem(exc)
-                if exc.rate is not None:
-                    budget.update(exc.rate)
-                pause = max(exc.retry_after or 0.0, backoff.next())
-                if isinstance(exc, RateLimited):
-                    budget.hold(pause)  # on top of what the headers said, if anything
-                else:
-                    sleep(pause)
-                continue
-            backoff.reset()
-            budget.update(page.rate)
-            return page
-
-    have_history = newest_stored() is not None
-    last_poll: float | None = None
-    while True:
-        if last_poll is not None:
-            wait = last_poll + schedule.interval() - clock()
-            if wait > 0:
-                sleep(wait)
-        poll_time = clock()
-        page = fetch_retrying(None)
-        taken: set[str] = set()
-        first = _Split(page.children, known, taken)
-        new, seen_again, pages, gap = first.new, first.seen_again, 1, None
-        if have_history and page.children and not first.overlap:
-            more, again, extra, gap = _catch_up(
-                page, known, taken, fetch_retrying, newest_stored, max_pages
-            )
-            new += more
-            seen_again += again
-            pages += extra
-        if last_poll is not None:
-            schedule.observe(len(new), poll_time - last_poll)
-        last_poll = poll_time
-        if new:
-            have_history = True
-        new.reverse()
-        yield Batch(new, seen_again, pages, gap)
-
-
-def _catch_up(
-    page: Page,
-    known: Callable[[Sequence[str]], set[str]],
-    taken: set[str],
-    fetch: Callable[[str | None], Page],
-    newest_stored: Callable[[], tuple[str, float] | None],
-    max_pages: int,
-) -> tuple[list[Any], int, int, Gap | None]:
-    """Page back from `page` until a stored post shows up; report a gap if none does."""
-    collected: list[Any] = []
-    anchors = [n for c in page.children if (n := _name(c)) is not None]
-    after = page.after or (anchors[-1] if anchors else None)
-    seen_again = 0
-    pages = 0
-    retries_on_empty = 3
-    while after is not None and pages + 1 < max_pages:
-        nxt = fetch(after)
-        pages += 1
-        if not nxt.children and retries_on_empty and len(anchors) > 1:
-            # The anchor post was removed meanwhile, which makes Reddit answer an empty
-            # page; step one post back and ask again rather than stalling or giving up.
-            retries_on_empty -= 1
-            anchors.pop()
-            after = anchors[-1]
-            continue
-        split = _Split(nxt.children, known, taken)
-        collected += split.new
-        seen_again += split.seen_again
-        if split.overlap:
-            log.info("caught up: %d posts that arrived between polls", len(collected))
-            return collected, seen_again, pages, None
-        anchors += [n for c in nxt.children if (n := _name(c)) is not None]
-        after = nxt.after
-    # No stored post came back. Reaching the listing's end proves nothing: posts can fall
-    # off its bottom while we page (a burst on top pushes them past the reach), and an
-    # anchor can vanish. Only the ids can clear it: when the oldest post in hand directly
-    # follows the newest stored one, nothing can be between them.
-    gap = _gap(page.children + collected, newest_stored())
-    return collected, seen_again, pages, None if gap.up_to == 0 else gap
+    """One listing's batches, sleeping in between; see Listing for the options."""
+    listing = Listing(fetch, known, **options)
+    for _, batch in interleave([listing], clock=options["clock"], sleep=sleep):
+        yield batch
 
 
 def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Callable
 
 POST_COLUMNS: tuple[str, ...] = (
     "fullname",
@@ -23,6 +24,20 @@ POST_COLUMNS: tuple[str, ...] = (
     "score",
     "num_comments",
     "edited",
+    "retrieved_utc",
+)
+
+COMMENT_COLUMNS: tuple[str, ...] = (
+    "fullname",
+    "id",
+    "created_utc",
+    "subreddit",
+    "author",
+    "author_fullname",
+    "body",
+    "link_id",
+    "parent_id",
+    "permalink",
     "retrieved_utc",
 )
 
@@ -90,11 +105,68 @@ def post_row(child: Any, retrieved_utc: float) -> Row | None:
     )
 
 
-def post_rows(children: Iterable[Any], retrieved_utc: float) -> list[Row]:
-    """Rows for the posts among `children`, in the same order."""
+def comment_row(child: Any, retrieved_utc: float) -> Row | None:
+    """The row for a t1 child, or None for anything that is not a comment with a fullname."""
+    if not isinstance(child, dict) or child.get("kind") != "t1":
+        return None
+    data = child.get("data")
+    if not isinstance(data, dict):
+        return None
+    name = data.get("name")
+    if not isinstance(name, str) or not name.startswith("t1_") or len(name) < 4:
+        return None
+    get = data.get
+    author = get("author")
+    return (
+        name,
+        name[3:],
+        _number(get("created_utc")),
+        _text(get("subreddit")),
+        author if isinstance(author, str) else "[deleted]",
+        _text(get("author_fullname")),
+        _text(get("body")),
+        _text(get("link_id")),
+        _text(get("parent_id")),
+        _text(get("permalink")),
+        retrieved_utc,
+    )
+
+
+def field_value(data: dict[str, Any], path: str) -> Any:
+    """A listing field as an SQLite value: `a.b.0` walks into objects and lists, a bool
+    becomes 0/1, and an object or list is stored as its JSON text."""
+    value: Any = data
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    if isinstance(value, bool):
+        return int(value)
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def raw_json(child: dict[str, Any]) -> str:
+    """The item's whole `data` object as JSON text, for json_extract() later."""
+    return json.dumps(child["data"], ensure_ascii=False, separators=(",", ":"))
+
+
+def rows_of(
+    build: Callable[[Any, float], Row | None], children: Iterable[Any], retrieved_utc: float
+) -> list[Row]:
+    """The rows `build` makes of `children`, in the same order, skipping what it refuses."""
     rows = []
     for child in children:
-        row = post_row(child, retrieved_utc)
+        row = build(child, retrieved_utc)
         if row is not None:
             rows.append(row)
     return rows
+
+
+def post_rows(children: Iterable[Any], retrieved_utc: float) -> list[Row]:
+    """Rows for the posts among `children`, in the same order."""
+    return rows_of(post_row, children, retrieved_utc)

@@ -18,25 +18,51 @@ from tests.fakereddit import FakeReddit
 
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "redpipe.service"
 TEXT = UNIT.read_text(encoding="utf-8")
+REFRESH = UNIT.with_name("redpipe-refresh.service")
+SERVICES = [UNIT, REFRESH]
 needs_systemd = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
 )
 
 
 @needs_systemd
-def test_unit_passes_systemd_analyze_verify() -> None:
-    result = subprocess.run(["systemd-analyze", "verify", UNIT.name], cwd=UNIT.parent,
+def test_units_pass_systemd_analyze_verify() -> None:
+    names = [UNIT.name, REFRESH.name, "redpipe-refresh.timer"]
+    result = subprocess.run(["systemd-analyze", "verify", *names], cwd=UNIT.parent,
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0 and not result.stdout + result.stderr, result.stderr
 
 
 @needs_systemd
-def test_unit_exposure_is_at_most_2_of_10() -> None:
+@pytest.mark.parametrize("unit", SERVICES, ids=lambda p: p.name)
+def test_unit_exposure_is_at_most_2_of_10(unit: Path) -> None:
     result = subprocess.run(
-        ["systemd-analyze", "security", "--offline=yes", "--threshold=20", UNIT.name],
-        cwd=UNIT.parent, capture_output=True, text=True, check=False,
+        ["systemd-analyze", "security", "--offline=yes", "--threshold=20", unit.name],
+        cwd=unit.parent, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-1500:]
+
+
+def settings(unit: Path) -> list[str]:
+    lines = unit.read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if re.match(r"^[A-Z]\w+=", line)]
+
+
+def test_the_refresh_unit_shares_the_streams_user_files_and_hardening() -> None:
+    # systemd has no include: the two units repeat their sandbox, and this keeps it equal.
+    stream, refresh = settings(UNIT), settings(REFRESH)
+    start = stream.index("DynamicUser=yes")
+    assert (
+        refresh[refresh.index("DynamicUser=yes") :]
+        == stream[start : stream.index("MemoryMax=256M") + 2]
+    )
+    assert "User=redpipe" in refresh and "User=redpipe" in stream  # one uid owns the files
+    command = next(line for line in refresh if line.startswith("ExecStart="))
+    database = next(line for line in stream if line.startswith("ExecStart=")).split()[-1]
+    assert command.split()[2:] == ["refresh", database, "--purge-deleted"]
+    assert [x for x in refresh if x.startswith("LoadCredential=")] == [
+        x for x in stream if x.startswith("LoadCredential=")
+    ]
 
 
 def test_unit_loads_the_credential_files_redpipe_reads() -> None:

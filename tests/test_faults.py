@@ -78,9 +78,9 @@ def start(
             proc.proc.wait()
 
 
-def stored(db: Path) -> list[str]:
+def stored(db: Path, table: str = "posts") -> list[str]:
     try:
-        return [n for (n,) in query(db, "SELECT fullname FROM posts ORDER BY rowid")]
+        return [n for (n,) in query(db, f"SELECT fullname FROM {table} ORDER BY rowid")]
     except sqlite3.OperationalError:
         return []  # not created yet
 
@@ -93,20 +93,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30) -> None:
         time.sleep(0.05)
 
 
-def wait_until_stored(db: Path, names: list[str], timeout: float = 30) -> None:
-    wait_for(lambda: set(names) <= set(stored(db)), timeout)
+def wait_until_stored(
+    db: Path, names: list[str], timeout: float = 30, table: str = "posts"
+) -> None:
+    wait_for(lambda: set(names) <= set(stored(db, table)), timeout)
 
 
-def assert_exact(server: FakeReddit, db: Path) -> list[str]:
-    """Everything the server listed from the first stored post on is stored, once."""
-    names = stored(db)
-    order = [p["name"] for p in server.posts]
+def assert_exact(server: FakeReddit, db: Path, table: str = "posts") -> list[str]:
+    """Everything the server listed from the first stored item on is stored, once."""
+    names = stored(db, table)
+    order = [p["name"] for p in (server.posts if table == "posts" else server.comments)]
     assert len(names) == len(set(names))
     assert set(names) <= set(order), "stored a post the server never had"
     first = min(order.index(n) for n in names)
     last = max(order.index(n) for n in names)
     missing = [n for n in order[first : last + 1] if n not in set(names)]
-    assert not missing, f"{len(missing)} posts missing, e.g. {missing[:3]}"
+    assert not missing, f"{len(missing)} {table} missing, e.g. {missing[:3]}"
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
     return names
 
@@ -176,6 +178,42 @@ def test_every_fault_kind_is_survived_without_loss(
     assert any("no answer within 1s" in line or "timed out" in line for line in problems)
     assert any("not JSON" in line for line in problems)
     assert len(problems) < 20  # repeats of one kind are quieted
+
+
+def test_comments_and_posts_on_one_budget_survive_faults_and_kill_9(
+    start: Callable[..., Redpipe], tmp_path: Path
+) -> None:
+    db = tmp_path / "pc.sqlite"
+    # 6 requests/s for the app: less than two listings polled every 0.1 s would spend.
+    with FakeReddit(ratelimit_budget=60, ratelimit_window=10) as server:
+        server.add_posts(30)
+        server.add_comments(80)
+        proc = start(server, db, "--comments")
+        wait_until_stored(db, [c["name"] for c in server.comments], table="comments")
+        server.start_feed(4, comment_rate=20)
+        for fault in (Fault.status(503), Fault.rate_limited(retry_after=1),
+                      Fault.truncated_json(), Fault.reset(), Fault.hang()):  # fmt: skip
+            mark = len(server.requests)
+            server.inject(fault, endpoint="comments")
+            wait_for(lambda mark=mark: recovered(server, mark))
+        proc.proc.kill()
+        proc.wait()
+        server.add_comments(450)  # a burst while it is down: more than four pages
+        again = start(server, db, "--comments")
+        time.sleep(2)
+        server.stop_feed()
+        wait_until_stored(db, [c["name"] for c in server.comments][-500:], table="comments")
+        wait_until_stored(db, newest(server)[-5:])
+        assert again.stop() == 0
+        assert server.rate_limited == 0
+        comment_polls = [r for r in server.comment_requests() if not r.params.get("after")]
+        post_polls = [r for r in server.post_requests() if not r.params.get("after")]
+    assert len(assert_exact(server, db, "comments")) >= 80 + 450
+    assert len(assert_exact(server, db, "posts")) >= 30
+    # Polls follow each stream's pace: five times the comments, so more comment polls.
+    assert len(comment_polls) > 2 * len(post_polls)
+    no_traceback(proc.stderr + again.stderr)
+    assert "caught up" in again.stderr and "gap" not in again.stderr
 
 
 def test_bursts_between_polls_are_caught_up(start: Callable[..., Redpipe], tmp_path: Path) -> None:

@@ -506,3 +506,52 @@ def test_replay_loads_a_compressed_dump_once(
     assert rows(db) == [(p["name"], p["title"]) for p in made]
     again = run("replay", str(db), str(dump), env=env_for())
     assert again.returncode == 0 and "replayed to its end before" in again.stderr
+
+
+def test_replayed_comments_then_a_stopped_refresh_resumes_where_it_stopped(
+    run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
+) -> None:
+    server.add_posts(20, created_utc=time.time() - 86400 * 2)
+    made = server.add_comments(500, created_utc=time.time() - 86400 * 2)
+    dump = tmp_path / "RC_test.ndjson"
+    dump.write_text("".join(json.dumps(c) + "\n" for c in made), encoding="utf-8")
+    db = tmp_path / "c.sqlite"
+    loaded = run("replay", str(db), str(dump), "--comment-fields", "body,link_id", "--raw",
+                 env=env_for())  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr
+    assert "500 lines, 0 new posts, 500 new comments" in loaded.stderr
+    bodies = query(db, "SELECT body, json_extract(raw, '$.parent_id') FROM comments ORDER BY rowid")
+    assert bodies == [(c["body"], c["parent_id"]) for c in made]
+    for comment in made[::7]:
+        server.delete_by_author(comment["name"])
+    server.inject(*[Fault.slow(0.7)] * 10, endpoint="info")
+    argv = [str(run.python), str(run.pyz), "refresh", str(db),  # type: ignore[attr-defined]
+            "--base-url", server.url, "--auth-url", server.url, "--purge-deleted"]  # fmt: skip
+    proc = subprocess.Popen(argv, env=env_for(server), stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        done = 0
+        while done < 200 and time.monotonic() < deadline:
+            time.sleep(0.05)
+            with contextlib.suppress(sqlite3.OperationalError):  # until refresh adds the column
+                done = query(db, "SELECT count(refreshed_utc) FROM comments")[0][0]
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "refresh stopped; the same command resumes it" in err and "Traceback" not in err
+    first = query(db, "SELECT count(refreshed_utc) FROM comments")[0][0]
+    assert 200 <= first < 500
+    second = run(*argv[2:], env=env_for(server))
+    assert second.returncode == 0, second.stderr
+    assert f"comments: {500 - first} checked" in second.stderr
+    assert query(db, "SELECT count(refreshed_utc) FROM comments") == [(500,)]
+    asked = [n for r in server.info_requests() for n in r.params["id"].split(",")]
+    assert len(asked) <= 500 + 100  # at most the batch in flight at the stop is asked again
+    deleted = {c["name"] for c in made[::7]}
+    left = query(db, "SELECT fullname, body, raw FROM comments WHERE removed_how = 'deleted'")
+    assert {n for n, _, _ in left} == deleted
+    assert all(body is None and raw is None for _, body, raw in left)  # purged

@@ -42,4 +42,5 @@ def test_each_answer_is_parsed_once() -> None:
     assert calls == [
         "reddit.py: return json.loads(resp.body)",
         "replay.py: record = json.loads(line)",  # a dump line, likewise once
+        "store.py: recorded = json.loads(value[0]) if value else None",  # at open only
     ], calls

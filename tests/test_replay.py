@@ -15,6 +15,7 @@ import pytest
 from pipeline import cli
 from pipeline.replay import BATCH, replay_file
 from pipeline.store import Store
+from pipeline.tables import COMMENTS, POSTS
 from tests.conftest import query
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
@@ -67,13 +68,16 @@ def replay(*args: str) -> int:
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz", ".bz2", ".xz", ".zst"])
-def test_a_dump_loads_every_post_once_and_reports_what_it_skipped(
+def test_a_dump_loads_every_post_and_comment_once_and_reports_what_it_skipped(
     tmp_path: Path, suffix: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     real = posts()
     comments = items("reddit_all_comments_2020-07-15_limit100.json")[:3]
     records: list[Any] = [*real[:50], comments[0], b"{not json", *real[50:], b"[1, 2]", b""]
     records.append(pushshift_style(real[0]) | {"id": "zzzzzz"})
+    old_comment = pushshift_style(comments[1])
+    del old_comment["permalink"]
+    records += [old_comment, comments[0]]  # the last one again: stored once
     dump = write(tmp_path / f"RS_2021-01{suffix or '.ndjson'}", records)
     db = tmp_path / "p.sqlite"
     assert replay(str(db), str(dump)) == 0
@@ -83,13 +87,47 @@ def test_a_dump_loads_every_post_once_and_reports_what_it_skipped(
     assert all(stored[p["name"]] == p["title"] for p in real)  # exact, as the listing has it
     old = query(db, "SELECT created_utc, retrieved_utc FROM posts WHERE fullname = 't3_zzzzzz'")
     assert old == [(int(real[0]["created_utc"]), 1600000000.0)]
-    assert "line 52 is not a post record" in err and "line 103 is not a post record" in err
-    assert "105 lines, 101 new posts, 0 already stored, 1 comments skipped" in err
+    got = query(db, "SELECT fullname, body, link_id, parent_id, permalink FROM comments")
+    c0, c1 = comments[0], comments[1]
+    assert sorted(got) == sorted(
+        [
+            (c0["name"], c0["body"], c0["link_id"], c0["parent_id"], c0["permalink"]),
+            (
+                c1["name"],
+                c1["body"],
+                c1["link_id"],
+                c1["parent_id"],
+                f"/r/{c1['subreddit']}/comments/{c1['link_id'][3:]}/_/{c1['id']}/",
+            ),
+        ]
+    )
+    assert "line 52 is not a post or comment record" in err
+    assert "line 103 is not a post or comment record" in err
+    assert "107 lines, 101 new posts, 2 new comments, 1 already stored, 2 malformed" in err
     assert "2 malformed (lines 52, 103)" in err
     # again: nothing twice, and a finished file is not read again
     assert replay(str(db), str(dump)) == 0
     assert "replayed to its end before; skipped" in capsys.readouterr().err
     assert query(db, "SELECT count(*) FROM posts") == [(101,)]
+
+
+def test_a_posts_only_dump_makes_no_comments_table_and_fields_shape_the_columns(
+    tmp_path: Path,
+) -> None:
+    dump = write(tmp_path / "RS_a.ndjson", posts()[:10])
+    db = tmp_path / "p.sqlite"
+    assert replay(str(db), str(dump), "--fields", "title,author_fullname:author_id", "--raw") == 0
+    assert query(db, "SELECT name FROM sqlite_master WHERE name = 'comments'") == []
+    cols = [r[1] for r in query(db, "PRAGMA table_info(posts)")]
+    assert cols == ["fullname", "id", "created_utc", "title", "author_id", "raw"]
+    first = posts()[0]
+    got = query(
+        db,
+        "SELECT author_id, json_extract(raw, '$.author_fullname'), "
+        "json_extract(raw, '$.subreddit') FROM posts WHERE fullname = ?",
+        first["name"],
+    )
+    assert got == [(first["author_fullname"], first["author_fullname"], first["subreddit"])]
 
 
 def test_a_stopped_replay_resumes_after_its_last_committed_batch(tmp_path: Path) -> None:
@@ -104,12 +142,13 @@ def test_a_stopped_replay_resumes_after_its_last_committed_batch(tmp_path: Path)
         raise Killed  # right after the first commit, as a kill -9 would land
 
     with Store.open(str(tmp_path / "p.sqlite")) as store, pytest.raises(Killed):
-        replay_file(str(dump), store, wall_clock=lambda: 0.0, critical=_nothing,
-                    progress=die_after_first_batch, warn=print)  # fmt: skip
+        replay_file(str(dump), store, (POSTS, COMMENTS), wall_clock=lambda: 0.0,
+                    critical=_nothing, progress=die_after_first_batch, warn=print)  # fmt: skip
     assert query(tmp_path / "p.sqlite", "SELECT count(*) FROM posts") == [(BATCH,)]
     with Store.open(str(tmp_path / "p.sqlite")) as store:
-        counts = replay_file(str(dump), store, wall_clock=lambda: 0.0, critical=_nothing,
-                             progress=lambda *_: None, warn=print)  # fmt: skip
+        counts = replay_file(str(dump), store, (POSTS, COMMENTS), wall_clock=lambda: 0.0,
+                             critical=_nothing, progress=lambda *_: None,
+                             warn=print)  # fmt: skip
     assert counts is not None and counts.stored == 1500 and counts.seen_again == 0
     names = [n for (n,) in query(tmp_path / "p.sqlite", "SELECT fullname FROM posts")]
     assert sorted(names) == sorted(r["name"] for r in records)
@@ -171,9 +210,7 @@ def test_replay_takes_quiet_and_refuses_the_streams_options(
     from docopt import docopt
 
     bare = docopt(cli.__doc__, argv=["replay", "db", "dump"])
-    assert {k: v for k, v in bare.items() if k.startswith("--") and k != "--quiet"} == (
-        cli.REPLAY_DEFAULTS
-    )
+    assert {k: v for k, v in bare.items() if k.startswith("--")} == cli.DEFAULTS
     dump = write(tmp_path / "RS_q.ndjson", posts()[:5])
     assert replay(str(tmp_path / "p.sqlite"), str(dump), "-q") == 0
     assert capsys.readouterr().err == ""

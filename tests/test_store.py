@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.errors import DatabaseBusy, DatabaseError, DatabaseFull
+from pipeline.errors import DatabaseBusy, DatabaseError, DatabaseFull, UsageError
 from pipeline.store import Store
+from pipeline.tables import COMMENTS, POSTS, choose
 from pipeline.transform import POST_COLUMNS
 from tests.conftest import query
 
@@ -189,3 +190,92 @@ def test_a_full_database_keeps_what_was_committed(tmp_path: Path) -> None:
         assert "\n" not in str(err.value)
     assert query(db, "SELECT count(*) FROM posts") == [(100,)]
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
+
+
+def test_choosing_fields_later_adds_columns_and_keeps_every_row(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    with Store.open(str(db)) as store:
+        store.insert(make_rows(0, 5))
+    chosen = choose(POSTS, "title,author_fullname:author_id,link_flair_text:flair", raw=True,
+                    option="--fields")  # fmt: skip
+    with Store.open(str(db), [chosen]) as store:
+        assert store.insert([("t3_new", "new", 1.0, "new title", "t2_x", "News", "{}")]) == 1
+    columns = [r[1] for r in query(db, "PRAGMA table_info(posts)")]
+    assert columns == [*POST_COLUMNS, "author_id", "flair", "raw"]
+    assert query(db, "SELECT count(*), count(subreddit), count(author_id) FROM posts") == [
+        (6, 0, 1)
+    ]
+    assert query(db, "SELECT title FROM posts WHERE fullname = 't3_0000003'") == [
+        ("title 3 & <more>",)
+    ]
+    # Back to the default: the added columns stay, and stay NULL for new rows.
+    with Store.open(str(db)) as store:
+        store.insert(make_rows(10, 1))
+    assert query(db, "SELECT author_id, raw FROM posts WHERE fullname = 't3_0000010'") == [
+        (None, None)
+    ]
+
+
+def test_a_fields_choice_that_would_mix_two_fields_is_refused_untouched(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    first = choose(POSTS, "author_fullname:author_id", raw=False, option="--fields")
+    with Store.open(str(db), [first]) as store:
+        store.insert([("t3_a", "a", 1.0, "t2_x")])
+    before = digest(db)
+    cases = {
+        "author:author_id": r"posts\.author_id already holds 'author_fullname', so 'author'",
+        "selftext:AUTHOR_ID": r"posts\.author_id already holds 'author_fullname'",
+    }
+    for spec, message in cases.items():
+        with pytest.raises(UsageError, match=message):
+            Store.open(str(db), [choose(POSTS, spec, raw=False, option="--fields")])
+    with sqlite3.connect(db) as conn:
+        conn.execute("ALTER TABLE posts ADD COLUMN note TEXT")  # someone's own column
+    before = digest(db)
+    with pytest.raises(UsageError, match=r"posts\.note exists but redpipe never filled it"):
+        Store.open(str(db), [choose(POSTS, "selftext:note", raw=False, option="--fields")])
+    assert digest(db) == before
+
+
+def test_a_database_from_before_mappings_counts_its_columns_as_default(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    with Store.open(str(db)) as store:
+        store.insert(make_rows(0, 1))
+    with sqlite3.connect(db) as conn:
+        conn.execute("DELETE FROM redpipe_meta WHERE key LIKE 'columns:%'")
+    with pytest.raises(UsageError, match=r"posts\.title already holds 'title', so 'selftext'"):
+        Store.open(str(db), [choose(POSTS, "selftext:title", raw=False, option="--fields")])
+    with Store.open(str(db)) as store:  # the default itself is fine, and recorded again
+        assert store.count() == 1
+    assert query(db, "SELECT count(*) FROM redpipe_meta WHERE key = 'columns:posts'") == [(1,)]
+
+
+def test_a_lazy_table_is_checked_at_once_but_made_on_its_first_row(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    with Store.open(str(db), [POSTS, COMMENTS], lazy=("comments",)) as store:
+        assert store.known(["t1_a"], table="comments") == set()
+        assert store.newest(table="comments") is None and store.count(table="comments") == 0
+        assert query(db, "SELECT name FROM sqlite_master WHERE name = 'comments'") == []
+        row = ("t1_a", "a", 5, "python", "u", None, "hi", "t3_x", "t3_x", "/r/python/", 1.0)
+        assert store.insert([row], table="comments") == 1
+        assert store.known(["t1_a", "t1_b"], table="comments") == {"t1_a"}
+        assert store.newest(table="comments") == ("t1_a", 5.0)
+    columns = [r[1] for r in query(db, "PRAGMA table_info(comments)")]
+    assert columns == [
+        "fullname", "id", "created_utc", "subreddit", "author", "author_fullname", "body",
+        "link_id", "parent_id", "permalink", "retrieved_utc",
+    ]  # fmt: skip
+    # as found: a table keeps the columns it has, whatever the options say
+    with Store.open(str(db), [POSTS, COMMENTS], as_found=True) as store:
+        assert store.tables["comments"].columns == COMMENTS.columns
+    wanted = choose(COMMENTS, "body", raw=False, option="--comment-fields")
+    with Store.open(str(db), [POSTS, wanted], as_found=True) as store:
+        assert store.tables["comments"].columns == COMMENTS.columns
+
+
+def test_a_posts_table_without_the_key_is_refused_whatever_the_fields(tmp_path: Path) -> None:
+    db = tmp_path / "p.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE comments (fullname TEXT, body TEXT)")
+    with pytest.raises(DatabaseError, match="already has a 'comments' table that redpipe did"):
+        Store.open(str(db), [POSTS, COMMENTS], lazy=("comments",))

@@ -12,7 +12,8 @@ import pytest
 from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, TransientError
 from pipeline.pacing import Backoff, Budget, PollSchedule
 from pipeline.reddit import Page, RateInfo
-from pipeline.stream import Batch, posts
+from pipeline.stream import Batch, interleave, posts
+from pipeline.stream import Listing as Follow
 from tests.fakereddit import base36
 
 NO_RATE = RateInfo(None, None, None)
@@ -60,8 +61,13 @@ class Listing:
         return names
 
     def visible(self) -> list[dict[str, Any]]:
-        live = [p for p in reversed(self.posts) if p["data"]["name"] not in self.removed]
-        return live[: self.depth]
+        live: list[dict[str, Any]] = []
+        for post in reversed(self.posts):
+            if len(live) == self.depth:
+                break
+            if post["data"]["name"] not in self.removed:
+                live.append(post)
+        return live
 
     def fetch(self, after: str | None) -> Page:
         self.calls.append(after)
@@ -376,3 +382,84 @@ def test_backoff_is_capped_and_resets() -> None:
     assert delays[-1] >= 30.0
     backoff.reset()
     assert backoff.next() <= 1.0
+
+
+class Window:
+    """One app's rate-limit window shared by every listing, as Reddit counts it."""
+
+    def __init__(self, clock: Clock, budget: int, seconds: float) -> None:
+        self.clock, self.budget, self.seconds = clock, budget, seconds
+        self.start, self.used, self.worst = clock.now, 0, 0
+
+    def spend(self) -> RateInfo:
+        if self.clock.now - self.start >= self.seconds:
+            self.start, self.used = self.clock.now, 0
+        self.used += 1
+        self.worst = max(self.worst, self.used)
+        reset = self.start + self.seconds - self.clock.now
+        return RateInfo(float(self.used), float(self.budget - self.used), reset)
+
+
+def follow_two(rates: dict[str, float], budget: int, seconds: float) -> dict[str, Any]:
+    """Two listings growing at `rates` per second, followed under one budget."""
+    clock = Clock()
+    window = Window(clock, budget, 600.0)
+    shared = Budget(clock)
+    listings: dict[str, Listing] = {}
+    made: dict[str, float] = {}
+    stored: dict[str, list[str]] = {name: [] for name in rates}
+    seen: dict[str, set[str]] = {name: set() for name in rates}
+    calls = dict.fromkeys(rates, 0)
+
+    def fetch_of(name: str) -> Callable[[str | None], Page]:
+        def fetch(after: str | None) -> Page:
+            due = int((clock.now - 1000.0) * rates[name]) - int(made.get(name, 0))
+            listings[name].add(due)
+            made[name] = made.get(name, 0) + due
+            calls[name] += 1
+            listings[name].rate = window.spend()
+            return listings[name].fetch(after)
+
+        return fetch
+
+    follows = []
+    for name in rates:
+        listings[name] = Listing(clock)
+        follows.append(
+            Follow(
+                fetch_of(name),
+                lambda names, name=name: {n for n in names if n in seen[name]},
+                newest_stored=lambda name=name: (stored[name][-1], 0.0) if stored[name] else None,
+                clock=clock,
+                schedule=PollSchedule(min_interval=1.0, max_interval=30.0),
+                budget=shared,
+                backoff=Backoff(rng=random.Random(1)),
+                on_problem=lambda exc: None,
+                name=name,
+            )
+        )
+    for follow, batch in interleave(follows, clock=clock, sleep=clock.sleep):
+        stored[follow.name] += [c["data"]["name"] for c in batch.items]
+        seen[follow.name].update(stored[follow.name][-len(batch.items) :])
+        if clock.now > 1000.0 + seconds:
+            break
+    everything = {n: [p["data"]["name"] for p in listings[n].posts] for n in rates}
+    return {"calls": calls, "stored": stored, "all": everything, "worst": window.worst}
+
+
+def test_one_budget_is_split_between_listings_by_how_fast_each_moves() -> None:
+    # r/all's pace, about 50 comments/s against 10 posts/s, with 1 request/s to spend.
+    run = follow_two({"posts": 10.0, "comments": 50.0}, budget=600, seconds=1200)
+    calls = run["calls"]
+    assert 4.5 <= calls["comments"] / calls["posts"] <= 5.5, calls  # 4.0 first-come
+    assert run["worst"] <= 600  # never over the window
+    for name in ("posts", "comments"):
+        stored, made = run["stored"][name], run["all"][name]
+        assert len(stored) == len(set(stored))  # nothing twice
+        assert set(made[: len(made) - 1000]) <= set(stored)  # nothing the listing still had
+
+
+def test_a_quiet_listing_is_not_starved_by_a_busy_one() -> None:
+    run = follow_two({"posts": 0.0, "comments": 8.0}, budget=60, seconds=3600)
+    assert run["calls"]["posts"] >= 3600 / 31  # polled about every 30 s, its longest wait
+    assert run["worst"] <= 60
