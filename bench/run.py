@@ -391,11 +391,11 @@ def api_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
     return rows
 
 
-def both_streams(pyz: Path, seconds: float, budget: int, out: dict[str, Any]) -> None:
+def both_streams(pyz: Path, seconds: float, budget: tuple[int, float], out: dict[str, Any]) -> None:
     """redpipe --comments on r/all's pace, 10 posts/s and 50 comments/s, one budget."""
     with scratch() as tmp:
         db = tmp / "c.sqlite"
-        server = FakeReddit(ratelimit_budget=budget).start()
+        server = FakeReddit(ratelimit_budget=budget[0], ratelimit_window=budget[1]).start()
         server.add_posts(100)
         server.add_comments(100)
         proc = subprocess.Popen(
@@ -431,7 +431,9 @@ def both_streams(pyz: Path, seconds: float, budget: int, out: dict[str, Any]) ->
 
 
 def comments_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
-    results: dict[int, dict[str, Any]] = {1000: {}, 300: {}}
+    # Reddit's 1,000 a 10 minutes, and a tighter one that binds: 0.83/s against the
+    # 1.3/s the two listings ask for when each may poll as often as its pace wants.
+    results: dict[tuple[int, float], dict[str, Any]] = {(1000, 600.0): {}, (50, 60.0): {}}
     threads = [
         threading.Thread(target=both_streams, args=(pyz, seconds, budget, out))
         for budget, out in results.items()
@@ -445,8 +447,8 @@ def comments_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
         (pa, pc, pp), (ca, cc, cp) = r["posts"], r["comments"]
         rows.append(
             (
-                f"10 posts/s + 50 comments/s, budget {budget} a 10 min: requests posts / "
-                "comments (ratio); per 1,000 items; captured",
+                f"10 posts/s + 50 comments/s, budget {budget[0]} a {budget[1]:.0f} s: requests "
+                "posts / comments (ratio); per 1,000 items; captured",
                 f"{pa} / {ca} ({ca / max(1, pa):.1f}); {1000 * pa / max(1, pc):.0f} / "
                 f"{1000 * ca / max(1, cc):.0f}; {pc:,}/{pp:,} posts, {cc:,}/{cp:,} comments; "
                 f"{r['rate_limited']} 429s",
