@@ -339,16 +339,21 @@ def _run(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
         log.error("%s", exc)
         status = exc.exit_code
     finally:
-        shutdown.finishing()
-        if transport is not None:
-            transport.close()
-        if store is not None:
-            store.close()
+        _close(shutdown, transport, store)
     reporter.close()
     if config.verbosity >= 0 and store is not None:
         why = "" if shutdown.signum is None else f" (signal {signal.Signals(shutdown.signum).name})"
         stderr.write(f"redpipe: stopped{why}: {stats.summary(clock())}\n")
     return status
+
+
+def _close(shutdown: Shutdown, transport: Any, store: Any) -> None:
+    """From here on a signal is only noted: the connection and the database close."""
+    shutdown.finishing()
+    if transport is not None:
+        transport.close()
+    if store is not None:
+        store.close()
 
 
 def _say(stderr: TextIO, quiet: bool, live: Any) -> Any:
@@ -471,8 +476,4 @@ def _refresh(config: Any, stderr: TextIO, shutdown: Shutdown) -> int:
     except (StopRequested, RedpipeError) as exc:
         return _stopped("refresh", exc, say)
     finally:
-        shutdown.finishing()
-        if transport is not None:
-            transport.close()
-        if store is not None:
-            store.close()
+        _close(shutdown, transport, store)
