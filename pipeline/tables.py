@@ -54,16 +54,12 @@ SQL_TYPES = {
 
 @dataclass(frozen=True)
 class Table:
-    name: str  # the SQLite table
+    name: str  # the SQLite table, named for what it holds: "posts", "comments"
     kind: str  # t3 or t1
     columns: tuple[str, ...]
     fields: tuple[str, ...]  # the listing field behind each column; RAW_FIELD for raw
     base: Callable[[Any, float], Row | None]  # the transform for this kind
     base_columns: tuple[str, ...]
-
-    @property
-    def noun(self) -> str:
-        return self.name  # "posts", "comments": the tables are named for what they hold
 
     @property
     def is_default(self) -> bool:
