@@ -14,7 +14,7 @@ if sys.version_info < (3, 9):
     )
     sys.exit(1)
 
-from pipeline.unpack import unpacked
+from pipeline.runtime.unpack import unpacked
 
 _compiled = unpacked(os.path.dirname(os.path.abspath(__file__)))
 if _compiled:
@@ -23,6 +23,6 @@ if _compiled:
     for _name in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
         del sys.modules[_name]
 
-from pipeline.cli import main  # noqa: E402
+from pipeline.cli.main import main  # noqa: E402
 
 sys.exit(main())

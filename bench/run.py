@@ -32,8 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.store import Store  # noqa: E402
-from pipeline.transform import post_row  # noqa: E402
+from bench import loadstage  # noqa: E402
 from tests.fakereddit import FakeReddit  # noqa: E402
 from tests.pythons import interpreters  # noqa: E402
 
@@ -137,41 +136,18 @@ def load_floor(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def load_redpipe(path: Path, db: Path) -> float:
-    loads = json.loads
-    started = time.perf_counter()
-    store = Store.open(str(db))
-    batch = []
-    with open(path, "rb") as f:
-        for line in f:
-            row = post_row({"kind": "t3", "data": loads(line)}, 0.0)
-            if row is not None:
-                batch.append(row)
-            if len(batch) == 100:  # one transaction per 100, as one listing page
-                store.insert(batch)
-                batch = []
-    store.insert(batch)
-    store.close()
-    return time.perf_counter() - started
+def load_redpipe(path: Path, db: Path, pyz: Path) -> float:
+    """The load stage of the redpipe in `pyz`, timed inside its own process."""
+    script = [sys.executable, str(ROOT / "bench" / "loadstage.py"), "--pyz", str(pyz)]
+    out = subprocess.run([*script, str(path), str(db)], check=True, capture_output=True, text=True)
+    return float(out.stdout)
 
 
-def load_parts(path: Path, db: Path) -> tuple[float, float]:
-    """Seconds spent in the transform alone and in the store alone, for the same file (parsing
-    is done 1,000 lines at a time, outside the timers): the profile of the stage."""
-    loads = json.loads
-    store = Store.open(str(db))
-    transform = insert = 0.0
-    with open(path, "rb") as f:
-        while chunk := [loads(line) for _, line in zip(range(1000), f)]:
-            started = time.perf_counter()
-            rows = [post_row({"kind": "t3", "data": d}, 0.0) for d in chunk]
-            middle = time.perf_counter()
-            for i in range(0, len(rows), 100):
-                store.insert([r for r in rows[i : i + 100] if r is not None])
-            transform += middle - started
-            insert += time.perf_counter() - middle
-    store.close()
-    return transform, insert
+def load_parts(path: Path, db: Path, pyz: Path) -> tuple[float, float]:
+    script = [sys.executable, str(ROOT / "bench" / "loadstage.py"), "--pyz", str(pyz), "--parts"]
+    out = subprocess.run([*script, str(path), str(db)], check=True, capture_output=True, text=True)
+    transform, insert = out.stdout.split()
+    return float(transform), float(insert)
 
 
 CONVERT = (
@@ -208,16 +184,16 @@ def load_sqlite_utils(path: Path, db: Path) -> float:
     return time.perf_counter() - started
 
 
-def load_stage(posts: int, runs: int) -> list[tuple[str, str]]:
+def load_stage(pyz: Path, posts: int, runs: int) -> list[tuple[str, str]]:
     with scratch() as tmp:
         data = tmp / "posts.ndjson"
         size = make_ndjson(data, posts)
         floor, ours, peer, transform, insert = [], [], [], [], []
         for i in range(runs):
             floor.append(load_floor(data))
-            ours.append(load_redpipe(data, tmp / f"r{i}.sqlite"))
+            ours.append(load_redpipe(data, tmp / f"r{i}.sqlite", pyz))
             peer.append(load_sqlite_utils(data, tmp / f"s{i}.sqlite"))
-            t, w = load_parts(data, tmp / f"p{i}.sqlite")
+            t, w = load_parts(data, tmp / f"p{i}.sqlite", pyz)
             transform.append(t)
             insert.append(w)
         with contextlib.closing(sqlite3.connect(tmp / "r0.sqlite")) as conn:
@@ -253,7 +229,7 @@ def load_profile(posts: int) -> list[tuple[str, str]]:
         data = tmp / "posts.ndjson"
         make_ndjson(data, posts)
         profiler = cProfile.Profile()
-        profiler.runcall(load_redpipe, data, tmp / "p.sqlite")
+        profiler.runcall(loadstage.load, data, tmp / "p.sqlite")  # the source tree
     stats = pstats.Stats(profiler)
     entries = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for _, _, tt, _, _ in entries.values())
@@ -573,6 +549,57 @@ def startup_on(
     return cells
 
 
+# 8. One build against another ------------------------------------------------------------
+
+
+def against(pyz: Path, old: Path, posts: int, runs: int) -> list[tuple[str, str]]:
+    """The load stage, a whole replay and start-up of `pyz` and of `old`, alternated run by
+    run so that the machine's load hits both; ratios new / old of the medians."""
+    rows = []
+    with scratch() as tmp:
+        data = tmp / "RS_ab.ndjson"
+        make_ndjson(data, posts)
+        times: dict[str, dict[str, list[float]]] = {"load": {}, "replay": {}}
+        for i in range(runs):
+            for name, build in (("old", old), ("new", pyz)):
+                load = load_redpipe(data, tmp / f"l-{name}{i}.sqlite", build)
+                times["load"].setdefault(name, []).append(load)
+                started = time.perf_counter()
+                target = str(tmp / f"r-{name}{i}.sqlite")
+                subprocess.run(
+                    [sys.executable, str(build), "replay", target, str(data), "-q"], check=True
+                )
+                times["replay"].setdefault(name, []).append(time.perf_counter() - started)
+        for key, label in (("load", "load stage"), ("replay", "replay, whole process")):
+            o, n = median(times[key]["old"]), median(times[key]["new"])
+            rates = f"{posts / o:,.0f} / {posts / n:,.0f} (new takes {n / o:.3f}x the time)"
+            rows.append((f"{label}, posts/s old / new", rates))
+        server = FakeReddit().start()
+        server.add_posts(100)
+        for version, python in interpreters():
+            cells = []
+            for label, argv in (("`--version`", ["--version"]), ("one page", None)):
+                pair: dict[str, list[float]] = {"old": [], "new": []}
+                for i in range(-1, runs):  # -1: each build's cache filled, as later starts find it
+                    for name, build in (("old", old), ("new", pyz)):
+                        cache = {**env(), "XDG_CACHE_HOME": str(tmp / f"cache-{name}-{version}")}
+                        db = str(tmp / f"s-{name}-{version}-{label[:3]}{i}.sqlite")
+                        page = [db, "--base-url", server.url, "--auth-url", server.url]
+                        cmd = [
+                            str(python),
+                            str(build),
+                            *(argv or [*page, "--max-records", "100", "-q"]),
+                        ]
+                        took = wall(cmd, 1, cache)
+                        if i >= 0:
+                            pair[name].append(took)
+                o, n = median(pair["old"]), median(pair["new"])
+                cells.append(f"{label} {o * 1000:.0f} / {n * 1000:.0f} ms ({n / o:.2f}x)")
+            rows.append((f"start-up on CPython {version}, old / new", "; ".join(cells)))
+        server.stop()
+    return rows
+
+
 # 7. Size and build time ------------------------------------------------------------------
 
 
@@ -596,8 +623,16 @@ def size_and_build(pyz: Path) -> list[tuple[str, str]]:
 
 
 SECTIONS = [
-    "throughput", "load", "profile", "replay", "api", "comments", "memory", "startup", "size"
-]  # fmt: skip
+    "throughput",
+    "load",
+    "profile",
+    "replay",
+    "api",
+    "comments",
+    "memory",
+    "startup",
+    "size",
+]  # fmt: skip (and "against", with --against)
 
 
 def main() -> int:
@@ -606,6 +641,7 @@ def main() -> int:
     parser.add_argument("--only", default=",".join(SECTIONS))
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="small sizes, to try the script")
+    parser.add_argument("--against", type=Path, help="another build to measure --pyz against")
     args = parser.parse_args()
     quick = args.quick
     only = args.only.split(",")
@@ -624,7 +660,7 @@ def main() -> int:
         (
             "load",
             "2. Load-stage cost (NDJSON of realistic posts)",
-            lambda: load_stage(5000 if quick else 100_000, args.runs),
+            lambda: load_stage(args.pyz, 5000 if quick else 100_000, args.runs),
         ),
         (
             "profile",
@@ -650,6 +686,13 @@ def main() -> int:
         ("startup", "5. Start-up", lambda: startup(args.pyz, 3 if quick else 7)),
         ("size", "7. Size and build", lambda: size_and_build(args.pyz)),
     ]
+    if args.against:
+        plan.append((
+            "against",
+            f"8. This build against {args.against.name} (old / new, alternated run by run)",
+            lambda: against(args.pyz, args.against, 5000 if quick else 100_000, args.runs),
+        ))  # fmt: skip
+        only.append("against")
     for key, title, run in plan:
         if key not in only:
             continue

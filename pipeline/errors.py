@@ -1,11 +1,11 @@
-"""The one exception tree, and the exit code each fatal error maps to."""
+"""The one exception tree, and the exit code each fatal error maps to.
+
+It imports nothing from the package, so every module can import it.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .reddit import RateInfo
+from collections.abc import Mapping
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -60,12 +60,18 @@ class AuthError(RedpipeError):
 class TransientError(RedpipeError):
     """A request failed in a way that is worth retrying after a pause."""
 
-    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-        # The x-ratelimit-* headers of the failed answer, when there was one: errors
-        # count against Reddit's budget too, and a 429 says when the budget returns.
-        self.rate: RateInfo | None = None
+        # The headers of the failed answer, when there was one: errors count against
+        # Reddit's budget too, and a 429's x-ratelimit-* say when the budget returns.
+        self.headers = headers
 
 
 class NetworkError(TransientError):

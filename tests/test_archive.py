@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli
-from pipeline.transform import COMMENT_COLUMNS
+from pipeline.cli import main as cli
+from pipeline.transform.rows import COMMENT_COLUMNS
 from tests.conftest import query
 from tests.fakereddit import FakeReddit, Fault
 
@@ -280,4 +280,7 @@ def test_every_option_parses_to_one_value() -> None:
     from docopt import docopt
 
     args: dict[str, Any] = docopt(cli.__doc__, argv=["db"])
-    assert {k: v for k, v in args.items() if k.startswith("--")} == cli.DEFAULTS
+    options = {k: v for k, v in args.items() if k.startswith("--")}
+    assert options == cli.defaults()
+    assert all(v is None or isinstance(v, (str, bool)) for v in options.values()), options
+    assert options["--interval"] == "1" and options["--older-than"] == "36h"

@@ -25,7 +25,15 @@ def test_the_pyz_holds_only_pure_python_and_the_pinned_projects(pyz: Path) -> No
     with zipfile.ZipFile(pyz) as zf:
         names = zf.namelist()
         infos = zf.infolist()
-    assert "__main__.py" in names and "pipeline/cli.py" in names
+    assert "__main__.py" in names
+    # Every module of the package, its subpackages included, and nothing else of it.
+    modules = sorted(
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "pipeline").rglob("*.py")
+        if "__pycache__" not in p.parts
+    )
+    assert [n for n in names if n.startswith("pipeline/")] == modules
+    assert "pipeline/sinks/sqlite/sink.py" in modules and len(modules) > 30
     assert not [n for n in names if n.endswith((".so", ".pyd", ".pyc", ".dylib"))]
     tops = {n.split("/")[0] for n in names}
     packages = {t for t in tops if not t.endswith(".dist-info") and t != "__main__.py"}

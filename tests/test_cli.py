@@ -8,8 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import __version__, cli
-from pipeline.config import DEFAULT_USER_AGENT, from_args
+from pipeline import __version__
+from pipeline.cli import main as cli
+from pipeline.cli.config import (
+    DEFAULT_USER_AGENT,
+    RefreshConfig,
+    ReplayConfig,
+    StreamConfig,
+    from_args,
+)
 from pipeline.errors import UsageError
 from tests.conftest import query
 from tests.fakereddit import FakeReddit
@@ -70,22 +77,39 @@ def test_invalid_values_exit_2_with_one_message(
     assert "Usage:" in err
 
 
-def test_half_set_credentials_are_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("REDPIPE_CLIENT_ID", "abc")
-    monkeypatch.delenv("REDPIPE_CLIENT_SECRET", raising=False)
-    with pytest.raises(UsageError, match="REDPIPE_CLIENT_SECRET is not set"):
-        from_args(parse("a.db"), {"REDPIPE_CLIENT_ID": "abc"})
+def stream_config(argv: list[str], environ: dict[str, str]) -> StreamConfig:
+    config = from_args(parse(*argv), environ)
+    assert isinstance(config, StreamConfig)
+    return config
+
+
+def test_half_set_credentials_are_a_usage_error() -> None:
+    for environ in ({"REDPIPE_CLIENT_ID": "abc"}, {"REDPIPE_CLIENT_SECRET": "abc"}):
+        with pytest.raises(UsageError, match="is not set; set both"):
+            from_args(parse("a.db"), environ)
 
 
 def test_defaults_follow_the_credentials() -> None:
-    anon = from_args(parse("a.db"), {})
-    assert anon.base_url == "https://www.reddit.com" and anon.credentials is None
-    authed = from_args(parse("a.db"), {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"})
-    assert authed.base_url == "https://oauth.reddit.com"
-    assert authed.auth_url == "https://www.reddit.com"
-    assert authed.user_agent == DEFAULT_USER_AGENT and "redpipe:v1.0.0" in DEFAULT_USER_AGENT
-    assert authed.subreddits == "all" and authed.listing_path == "/r/all/new"
-    assert "credentials" not in repr(authed)
+    anon = stream_config(["a.db"], {})
+    assert anon.api.base_url == "https://www.reddit.com" and anon.api.credentials is None
+    secret = {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s3cr3t-x"}
+    authed = stream_config(["a.db"], secret)
+    assert authed.api.base_url == "https://oauth.reddit.com"
+    assert authed.api.auth_url == "https://www.reddit.com"
+    assert authed.api.user_agent == DEFAULT_USER_AGENT and "redpipe:v1.0.0" in DEFAULT_USER_AGENT
+    assert authed.subreddits == "all" and [t.name for t in authed.tables] == ["posts"]
+    assert authed.api.credentials == ("i", "s3cr3t-x") and "s3cr3t-x" not in repr(authed)
+
+
+def test_each_command_gets_its_own_config() -> None:
+    environ = {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"}
+    both = stream_config(["a.db", "--comments"], environ)
+    assert [t.name for t in both.tables] == ["posts", "comments"]
+    replay = from_args(parse("replay", "a.db", "x.ndjson", "y.zst", "-q"), {})
+    assert isinstance(replay, ReplayConfig) and replay.dumps == ("x.ndjson", "y.zst")
+    assert replay.verbosity == -1
+    refresh = from_args(parse("refresh", "a.db", "--older-than", "2d"), environ)
+    assert isinstance(refresh, RefreshConfig) and refresh.older_than == 2 * 86400
 
 
 def test_run_in_process_stores_posts_and_restores_signal_handlers(
@@ -114,10 +138,10 @@ def test_credentials_come_from_systemd_credential_files(tmp_path: Path) -> None:
     (tmp_path / "client-id").write_text("file-id\n", encoding="utf-8")
     (tmp_path / "client-secret").write_text("file-secret\n", encoding="utf-8")
     creds = {"CREDENTIALS_DIRECTORY": str(tmp_path)}
-    assert from_args(parse("a.db"), creds).credentials == ("file-id", "file-secret")
+    assert stream_config(["a.db"], creds).api.credentials == ("file-id", "file-secret")
     # the environment wins over the files
     both = {**creds, "REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"}
-    assert from_args(parse("a.db"), both).credentials == ("i", "s")
+    assert stream_config(["a.db"], both).api.credentials == ("i", "s")
     (tmp_path / "client-secret").unlink()
     with pytest.raises(UsageError, match="REDPIPE_CLIENT_SECRET is not set"):
         from_args(parse("a.db"), creds)

@@ -17,8 +17,8 @@ from pipeline.errors import (
     RateLimited,
     ServerError,
 )
-from pipeline.reddit import RedditClient, parse_listing
-from pipeline.transport import Response, Transport, make_transport
+from pipeline.sources.reddit import RedditClient, parse_listing
+from pipeline.sources.transport import Response, Transport, make_transport
 from tests.fakereddit import FakeReddit, Fault
 
 UA = "test:redpipe:v1.0.0 (tests)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import CREDENTIAL_FILES
+from pipeline.cli.config import CREDENTIAL_FILES
 from tests.conftest import query
 from tests.fakereddit import FakeReddit
 

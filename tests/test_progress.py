@@ -5,9 +5,10 @@ from __future__ import annotations
 import io
 import logging
 
+from pipeline.cli.console import ConsoleHandler, LiveLine
+from pipeline.cli.report import DumpProgress, Reporter, Stats
 from pipeline.errors import NetworkError, ServerError
-from pipeline.progress import ConsoleHandler, DumpProgress, LiveLine, Reporter, Stats
-from pipeline.stream import Batch, Gap
+from pipeline.sources.listing import Batch, Gap
 
 
 class Clock:

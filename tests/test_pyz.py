@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.transform import POST_COLUMNS
+from pipeline.transform.rows import POST_COLUMNS
 from tests.conftest import SUPPORTED, query
 from tests.fakereddit import FakeReddit, Fault
 
@@ -302,13 +302,13 @@ def test_version_and_help_load_no_http_or_database_stack(
 
 
 def imports_from(python: Path, pyz: Path, env: dict[str, str]) -> str:
-    """Where pipeline.cli was loaded from: "zip", or the cached copy's directory."""
+    """Where pipeline.cli.main was loaded from: "zip", or the cached copy's directory."""
     result = subprocess.run([str(python), "-v", str(pyz), "--version"], env=env,
                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     # 3.9's zipimport words it "loaded from Zip", later ones name the zipimporter.
-    if re.search(r"import '?pipeline\.cli'? # (<zipimporter|loaded from Zip)", result.stderr):
+    if re.search(r"import '?pipeline\.cli\.main'? # (<zipimporter|loaded from Zip)", result.stderr):
         return "zip"
-    found = re.search(r"code object from '(.*)/pipeline/__pycache__/cli\.", result.stderr)
+    found = re.search(r"code object from '(.*)/pipeline/cli/__pycache__/main\.", result.stderr)
     assert found, result.stderr[-2000:]
     return found[1]
 

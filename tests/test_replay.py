@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from pipeline import cli
-from pipeline.replay import BATCH, replay_file
-from pipeline.store import Store
-from pipeline.tables import COMMENTS, POSTS
+from pipeline.cli import main as cli
+from pipeline.commands.context import Context
+from pipeline.commands.replay import BATCH, Counts, replay_file
+from pipeline.sinks import open_archive
+from pipeline.sources.dumps import Dump
+from pipeline.transform.tables import COMMENTS, POSTS
 from tests.conftest import query
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
@@ -130,40 +132,63 @@ def test_a_posts_only_dump_makes_no_comments_table_and_fields_shape_the_columns(
     assert got == [(first["author_fullname"], first["author_fullname"], first["subreddit"])]
 
 
+class Killed(Exception):
+    pass
+
+
+class Report:
+    """Progress that can stop the replay right after a commit, as a kill -9 would land."""
+
+    def __init__(self, *, die: bool) -> None:
+        self.die = die
+        self.warnings: list[str] = []
+
+    def progress(self, name: str, done: int, total: int, lines: int) -> None:
+        if self.die:
+            raise Killed
+
+    def warn(self, text: str) -> None:
+        self.warnings.append(text)
+
+    def finished(self, name: str, counts: Counts | None) -> None:
+        pass
+
+
+def load(dump: Path, db: Path, report: Report) -> Counts | None:
+    sink = open_archive(str(db), command="replay")
+    opened = Dump(str(dump))
+    try:
+        sink.prepare([POSTS, COMMENTS], lazy=("comments",))
+        return replay_file(opened, sink, (POSTS, COMMENTS), Context(wall_clock=lambda: 0.0), report)
+    finally:
+        opened.close()
+        sink.close()
+
+
 def test_a_stopped_replay_resumes_after_its_last_committed_batch(tmp_path: Path) -> None:
     base = posts()
     records = [dict(base[i % 100], name=f"t3_{i + 1:06x}", id=f"{i + 1:06x}") for i in range(2500)]
     dump = write(tmp_path / "RS_big.gz", records)
-
-    class Killed(Exception):
-        pass
-
-    def die_after_first_batch(done: int, total: int, lines: int) -> None:
-        raise Killed  # right after the first commit, as a kill -9 would land
-
-    with Store.open(str(tmp_path / "p.sqlite")) as store, pytest.raises(Killed):
-        replay_file(str(dump), store, (POSTS, COMMENTS), wall_clock=lambda: 0.0,
-                    critical=_nothing, progress=die_after_first_batch, warn=print)  # fmt: skip
-    assert query(tmp_path / "p.sqlite", "SELECT count(*) FROM posts") == [(BATCH,)]
-    with Store.open(str(tmp_path / "p.sqlite")) as store:
-        counts = replay_file(str(dump), store, (POSTS, COMMENTS), wall_clock=lambda: 0.0,
-                             critical=_nothing, progress=lambda *_: None,
-                             warn=print)  # fmt: skip
+    db = tmp_path / "p.sqlite"
+    with pytest.raises(Killed):
+        load(dump, db, Report(die=True))
+    assert query(db, "SELECT count(*) FROM posts") == [(BATCH,)]
+    counts = load(dump, db, Report(die=False))
     assert counts is not None and counts.stored == 1500 and counts.seen_again == 0
-    names = [n for (n,) in query(tmp_path / "p.sqlite", "SELECT fullname FROM posts")]
+    assert counts.lines == 2500
+    names = [n for (n,) in query(db, "SELECT fullname FROM posts")]
     assert sorted(names) == sorted(r["name"] for r in records)
+    assert load(dump, db, Report(die=False)) is None  # finished: not read again
 
 
-class _Nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-def _nothing() -> _Nothing:
-    return _Nothing()
+def test_replay_into_standard_output_is_refused_and_leaves_no_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dump = write(tmp_path / "RS_a.ndjson", posts()[:3])
+    monkeypatch.chdir(tmp_path)
+    assert replay("-", str(dump)) == 2
+    assert capsys.readouterr().err == "redpipe: error: replay needs a database file, not -\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["RS_a.ndjson"]
 
 
 def test_a_truncated_dump_keeps_what_was_read_and_says_where_it_broke(
@@ -210,7 +235,7 @@ def test_replay_takes_quiet_and_refuses_the_streams_options(
     from docopt import docopt
 
     bare = docopt(cli.__doc__, argv=["replay", "db", "dump"])
-    assert {k: v for k, v in bare.items() if k.startswith("--")} == cli.DEFAULTS
+    assert {k: v for k, v in bare.items() if k.startswith("--")} == cli.defaults()
     dump = write(tmp_path / "RS_q.ndjson", posts()[:5])
     assert replay(str(tmp_path / "p.sqlite"), str(dump), "-q") == 0
     assert capsys.readouterr().err == ""

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, TransientError
-from pipeline.pacing import Backoff, Budget, PollSchedule
-from pipeline.reddit import Page, RateInfo
-from pipeline.stream import Batch, interleave, posts
-from pipeline.stream import Listing as Follow
+from pipeline.sources.listing import Batch, interleave
+from pipeline.sources.listing import Listing as Follow
+from pipeline.sources.pacing import Backoff, Budget, PollSchedule, RateInfo
+from pipeline.sources.reddit import Page
 from tests.fakereddit import base36
 
 NO_RATE = RateInfo(None, None, None)
@@ -84,6 +84,19 @@ class Listing:
         page = items[start : start + 100]
         more = start + 100 < len(items)
         return Page(list(page), page[-1]["data"]["name"] if more and page else None, self.rate)
+
+
+def posts(
+    fetch: Callable[[str | None], Page],
+    known: Callable[[Sequence[str]], set[str]],
+    *,
+    sleep: Callable[[float], None],
+    **options: Any,
+) -> Iterator[Batch]:
+    """One listing's batches, sleeping in between, as the stream command drives them."""
+    listing = Follow(fetch, known, **options)
+    for _, batch in interleave([listing], clock=options["clock"], sleep=sleep):
+        yield batch
 
 
 class Harness:
@@ -228,7 +241,6 @@ def test_posts_pushed_off_the_listing_while_catching_up_are_a_gap() -> None:
             h.listing.add(700)
         return original(after)
 
-    h.listing.fetch = fetch  # type: ignore[method-assign]
     h.stream = h.make_stream(fetch)
     batch, names = h.poll()
     lost = [n for n in burst if n not in names]
@@ -249,7 +261,6 @@ def test_removed_anchor_during_catch_up_steps_back_instead_of_stalling() -> None
             h.listing.removed.add(after)
         return original(after)
 
-    h.listing.fetch = fetch  # type: ignore[method-assign]
     h.stream = h.make_stream(fetch)
     batch, names = h.poll()
     assert sorted(names) == sorted(burst)
@@ -289,8 +300,8 @@ def test_retry_after_is_honoured() -> None:
 def test_a_429_with_headers_waits_for_the_reset_it_names() -> None:
     h = Harness()
     h.listing.add(5)
-    limited = RateLimited("429")
-    limited.rate = RateInfo(used=1000.0, remaining=0.0, reset=40.0)
+    headers = {"x-ratelimit-used": "1000", "x-ratelimit-remaining": "0", "x-ratelimit-reset": "40"}
+    limited = RateLimited("429", headers=headers)
     h.listing.faults = [limited]
     h.poll()
     assert h.listing.times[1] - h.listing.times[0] >= 41.0  # reset + 1 s, one retry only

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from pipeline.errors import UsageError
-from pipeline.tables import COMMENTS, POSTS, choose
-from pipeline.transform import COMMENT_COLUMNS, comment_row, field_value
+from pipeline.transform.rows import COMMENT_COLUMNS, comment_row, field_value
+from pipeline.transform.tables import COMMENTS, POSTS, choose
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
 needs_fixtures = pytest.mark.skipif(
@@ -64,7 +64,7 @@ def test_comment_row_refuses_what_is_not_a_comment() -> None:
     assert dict(zip(COMMENT_COLUMNS, row))["body"] is None
 
 
-def test_field_value_walks_paths_and_keeps_sqlite_types() -> None:
+def test_field_value_walks_paths_and_keeps_the_values_as_they_came() -> None:
     data = {
         "a": {"b": [{"c": "deep"}]},
         "flag": True,
@@ -76,9 +76,9 @@ def test_field_value_walks_paths_and_keeps_sqlite_types() -> None:
     assert field_value(data, "a.b.0.c") == "deep"
     assert field_value(data, "a.b.1.c") is None
     assert field_value(data, "a.x") is None
-    assert field_value(data, "flag") == 1
+    assert field_value(data, "flag") is True  # each sink encodes it its own way
     assert field_value(data, "n") == 3 and field_value(data, "x") == 1.5
-    assert field_value(data, "obj") == '{"k":"ü"}'
+    assert field_value(data, "obj") == {"k": "ü"} and field_value(data, "a.b") == [{"c": "deep"}]
     assert field_value(data, "missing") is None and field_value(data, "none") is None
 
 
@@ -132,6 +132,25 @@ def test_chosen_columns_are_cleaned_like_the_default_ones() -> None:
     }
     table = choose(POSTS, "url,is_self,author,link_flair_text:flair", raw=False,
                    option="--fields")  # fmt: skip
-    assert table.row_builder()([child, {"kind": "t1", "data": {"name": "t1_x"}}], NOW) == [
-        ("t3_abc", "abc", 1.0, "https://www.reddit.com/r/x/comments/abc/", 1, "[deleted]", "News")
+    rows = table.row_builder()([child, {"kind": "t1", "data": {"name": "t1_x"}}], NOW)
+    assert rows == [
+        (
+            "t3_abc",
+            "abc",
+            1.0,
+            "https://www.reddit.com/r/x/comments/abc/",
+            True,
+            "[deleted]",
+            "News",
+        )
     ]
+    assert rows[0][4] is True
+
+
+def test_raw_and_uncleaned_fields_are_the_structured_columns() -> None:
+    table = choose(POSTS, "title,media,score", raw=True, option="--fields")
+    assert [table.columns[i] for i in table.structured] == ["media", "raw"]
+    assert POSTS.structured == () and COMMENTS.structured == ()
+    child = {"kind": "t3", "data": {"name": "t3_abc", "media": {"type": "x"}, "score": 2}}
+    ((*_, media, score, raw),) = table.row_builder()([child], NOW)
+    assert media == {"type": "x"} and score == 2 and raw is child["data"]

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.store import INSERT
-from pipeline.transform import POST_COLUMNS, post_row, post_rows
+from pipeline.sinks.sqlite.schema import insert_sql
+from pipeline.transform.rows import POST_COLUMNS, post_row, rows_of
+from pipeline.transform.tables import POSTS
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reddit"
 needs_fixtures = pytest.mark.skipif(
@@ -22,6 +23,10 @@ NOW = 1_700_000_000.5
 
 def listing(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+
+
+def post_rows(children: list[Any], retrieved_utc: float) -> list[tuple[Any, ...]]:
+    return rows_of(post_row, children, retrieved_utc)
 
 
 def as_dict(row: tuple[Any, ...]) -> dict[str, Any]:
@@ -44,7 +49,7 @@ def test_a_real_new_listing_keeps_every_field_exact() -> None:
         assert row["author_fullname"] == data["author_fullname"]
         assert row["created_utc"] == data["created_utc"]
         assert row["permalink"] == data["permalink"] and row["url"] == data["url"]
-        assert row["over_18"] == int(data["over_18"]) and row["is_self"] == int(data["is_self"])
+        assert row["over_18"] is data["over_18"] and row["is_self"] is data["is_self"]
         assert row["retrieved_utc"] == NOW
     titles = [r["title"] for r in rows]
     assert sum("&" in t for t in titles) == 3
@@ -118,8 +123,10 @@ def test_never_crashes_on_any_missing_or_odd_field() -> None:
             values = as_dict(row)
             assert isinstance(values["author"], str)
             assert values["id"] == "abc123"
-            for column in ("score", "num_comments", "is_self", "over_18"):
+            for column in ("score", "num_comments"):
                 assert values[column] is None or type(values[column]) is int
+            for column in ("is_self", "over_18"):
+                assert values[column] is None or type(values[column]) is bool
 
 
 @pytest.mark.parametrize(
@@ -137,4 +144,5 @@ def test_rows_are_positional_tuples_for_one_executemany_per_page() -> None:
     # cost SQLite about a microsecond more per row.
     row = post_row({"kind": "t3", "data": {"name": "t3_abc", "title": "x"}}, NOW)
     assert type(row) is tuple and len(row) == len(POST_COLUMNS)
-    assert INSERT.count("?") == len(POST_COLUMNS) and ":" not in INSERT
+    insert = insert_sql(POSTS)
+    assert insert.count("?") == len(POST_COLUMNS) and ":" not in insert

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHEBANG = b"#!/usr/bin/env python3\n"
 DOS_EPOCH = 315532800  # 1980-01-01, the earliest time a zip entry can carry
 # The wheels are fetched for the newest line they all support; on 3.9 redpipe never
-# imports requests/urllib3 (see pipeline/transport.py), so their Requires-Python is moot.
+# imports requests/urllib3 (see pipeline/sources/transport.py), so their Requires-Python is moot.
 TARGET_PYTHON = "3.10"
 FORBIDDEN = re.compile(r"\.(so|pyd|dylib|dll|pyc|pyo|exe)$|(^|/)__pycache__/")
 
@@ -138,10 +138,15 @@ def collect(wheels: list[Path]) -> dict[str, bytes]:
                         raise BuildError(f"{wheel.name}: {name} installs outside site-packages")
                     name = parts[2]
                 add(name, zf.read(info), wheel.name)
-    for path in sorted((ROOT / "pipeline").glob("*.py")):
-        add(f"pipeline/{path.name}", path.read_bytes(), "pipeline")
+    for path in package_modules():
+        add(path.relative_to(ROOT).as_posix(), path.read_bytes(), "pipeline")
     add("__main__.py", (ROOT / "__main__.py").read_bytes(), "__main__.py")
     return files
+
+
+def package_modules() -> list[Path]:
+    """Every module of the package, its subpackages included, in a stable order."""
+    return sorted(p for p in (ROOT / "pipeline").rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def write_pyz(files: dict[str, bytes], output: Path, epoch: int) -> None:

@@ -1,8 +1,12 @@
-"""Pure: one listing child in, one row tuple out. Never raises, never mutates its input."""
+"""Pure: one listing child in, one row tuple out. Never raises, never mutates its input.
+
+Rows hold plain Python values (bool, int, float, str, dict, list, None), never a storage
+format: each sink encodes them its own way (SQLite stores a bool as 0/1 and an object as
+JSON text; JSON lines write true/false and nested objects).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from typing import Any, Callable
 
@@ -60,37 +64,49 @@ def _number(value: Any) -> float | None:
     return value
 
 
-def _flag(value: Any) -> int | None:
-    return int(value) if isinstance(value, bool) else None
+def _flag(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
 
 
-def post_row(child: Any, retrieved_utc: float) -> Row | None:
-    """The row for a t3 child, or None for anything that is not a post with a fullname."""
-    if not isinstance(child, dict) or child.get("kind") != "t3":
+def _named(child: Any, kind: str) -> tuple[str, Callable[[str], Any]] | None:
+    """(fullname, data.get) of a child of `kind` ("t3", "t1") with a fullname of that kind."""
+    if not isinstance(child, dict) or child.get("kind") != kind:
         return None
     data = child.get("data")
     if not isinstance(data, dict):
         return None
     name = data.get("name")
-    if not isinstance(name, str) or not name.startswith("t3_") or len(name) < 4:
+    if not isinstance(name, str) or not name.startswith(kind + "_") or len(name) < 4:
         return None
-    get = data.get
+    return name, data.get
+
+
+def _by(get: Callable[[str], Any]) -> tuple[str, str | None]:
+    """Who wrote it: the name ("[deleted]" once the account is gone) and its t2_ fullname."""
     author = get("author")
-    url = get("url")
-    if isinstance(url, str):
-        # Crossposts and profile posts carry a site-relative url, useless as a link.
-        if url.startswith("/"):
-            url = REDDIT + url
-    else:
-        url = None
+    return author if isinstance(author, str) else "[deleted]", _text(get("author_fullname"))
+
+
+def _url(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    # Crossposts and profile posts carry a site-relative url, useless as a link.
+    return REDDIT + value if value.startswith("/") else value
+
+
+def post_row(child: Any, retrieved_utc: float) -> Row | None:
+    """The row for a t3 child, or None for anything that is not a post with a fullname."""
+    if (named := _named(child, "t3")) is None:
+        return None
+    name, get = named
+    url = _url(get("url"))
     return (
         name,
         name[3:],  # the id is the fullname without its kind, whatever `id` says
         _number(get("created_utc")),
         _text(get("subreddit")),
         _text(get("subreddit_id")),
-        author if isinstance(author, str) else "[deleted]",
-        _text(get("author_fullname")),
+        *_by(get),
         _text(get("title")),
         _text(get("selftext")),
         url,
@@ -107,24 +123,17 @@ def post_row(child: Any, retrieved_utc: float) -> Row | None:
 
 def comment_row(child: Any, retrieved_utc: float) -> Row | None:
     """The row for a t1 child, or None for anything that is not a comment with a fullname."""
-    if not isinstance(child, dict) or child.get("kind") != "t1":
+    if (named := _named(child, "t1")) is None:
         return None
-    data = child.get("data")
-    if not isinstance(data, dict):
-        return None
-    name = data.get("name")
-    if not isinstance(name, str) or not name.startswith("t1_") or len(name) < 4:
-        return None
-    get = data.get
-    author = get("author")
+    name, get = named
+    where, body = _text(get("subreddit")), _text(get("body"))  # markdown, as written
     return (
         name,
         name[3:],
         _number(get("created_utc")),
-        _text(get("subreddit")),
-        author if isinstance(author, str) else "[deleted]",
-        _text(get("author_fullname")),
-        _text(get("body")),
+        where,
+        *_by(get),
+        body,
         _text(get("link_id")),
         _text(get("parent_id")),
         _text(get("permalink")),
@@ -133,8 +142,7 @@ def comment_row(child: Any, retrieved_utc: float) -> Row | None:
 
 
 def field_value(data: dict[str, Any], path: str) -> Any:
-    """A listing field as an SQLite value: `a.b.0` walks into objects and lists, a bool
-    becomes 0/1, and an object or list is stored as its JSON text."""
+    """A listing field as it came: `a.b.0` walks into objects and lists; None if absent."""
     value: Any = data
     for part in path.split("."):
         if isinstance(value, dict):
@@ -143,16 +151,7 @@ def field_value(data: dict[str, Any], path: str) -> Any:
             value = value[int(part)]
         else:
             return None
-    if isinstance(value, bool):
-        return int(value)
-    if value is None or isinstance(value, (str, int, float)):
-        return value
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-
-
-def raw_json(child: dict[str, Any]) -> str:
-    """The item's whole `data` object as JSON text, for json_extract() later."""
-    return json.dumps(child["data"], ensure_ascii=False, separators=(",", ":"))
+    return value
 
 
 def rows_of(
@@ -165,8 +164,3 @@ def rows_of(
         if row is not None:
             rows.append(row)
     return rows
-
-
-def post_rows(children: Iterable[Any], retrieved_utc: float) -> list[Row]:
-    """Rows for the posts among `children`, in the same order."""
-    return rows_of(post_row, children, retrieved_utc)

@@ -1,4 +1,4 @@
-"""The stream: polls a newest-first listing and yields each unseen post once, oldest first.
+"""A listing followed forever: each unseen item once, oldest first, as a series of steps.
 
 What counts as seen is asked of the database (`known`) on every poll rather than kept in
 memory, so memory stays bounded however long the run and a restart resumes exactly where
@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
-from .errors import RateLimited, TransientError
-from .pacing import Backoff, Budget, PollSchedule
+from ..errors import RateLimited, TransientError
+from .pacing import Backoff, Budget, PollSchedule, rate_info
 from .reddit import Page
 
 log = logging.getLogger(__name__)
@@ -107,8 +107,8 @@ def fetch_retrying(
             page = fetch()
         except TransientError as exc:
             on_problem(exc)
-            if exc.rate is not None:
-                budget.update(exc.rate)
+            if exc.headers is not None:
+                budget.update(rate_info(exc.headers))
             pause = max(exc.retry_after or 0.0, backoff.next())
             if isinstance(exc, RateLimited):
                 budget.hold(pause)  # on top of what the headers said, if anything
@@ -130,38 +130,26 @@ def slept(steps: Generator[Sleep, None, T], sleep: Callable[[float], None]) -> T
         sleep(step.seconds)
 
 
+@dataclass(eq=False)
 class Listing:
     """One newest-first listing followed forever, as a series of steps: Sleep or Batch.
 
     Steps rather than sleeping lets one thread follow several listings that share one
-    rate-limit budget (`interleave`).
+    rate-limit budget (`interleave`). `fetch(after)` gets a page, `known(names)` says
+    which are stored already, `newest_stored()` the newest stored (fullname, created).
     """
 
-    def __init__(
-        self,
-        fetch: Callable[[str | None], Page],
-        known: Callable[[Sequence[str]], set[str]],
-        *,
-        newest_stored: Callable[[], tuple[str, float] | None],
-        clock: Callable[[], float],
-        schedule: PollSchedule,
-        budget: Budget,
-        backoff: Backoff,
-        on_problem: Callable[[TransientError], None],
-        max_pages: int = MAX_PAGES,
-        name: str = "posts",
-    ) -> None:
-        self.name = name
-        self._fetch = fetch
-        self._known = known
-        self._newest_stored = newest_stored
-        self._clock = clock
-        self.schedule = schedule
-        self._budget = budget
-        self._backoff = backoff
-        self._on_problem = on_problem
-        self._max_pages = max_pages
-        self.last_poll: float | None = None
+    fetch: Callable[[str | None], Page]
+    known: Callable[[Sequence[str]], set[str]]
+    newest_stored: Callable[[], tuple[str, float] | None]
+    clock: Callable[[], float]
+    schedule: PollSchedule
+    budget: Budget
+    backoff: Backoff
+    on_problem: Callable[[TransientError], None]
+    max_pages: int = MAX_PAGES
+    name: str = "posts"
+    last_poll: float | None = field(default=None, init=False)
 
     def backlog(self, now: float) -> float:
         """How many new items are likely waiting: the claim this listing has on the next
@@ -175,10 +163,10 @@ class Listing:
         # Catch-up pages race posts sliding off the listing's end: they do not wait for
         # the even spread while the budget has requests to spare.
         return fetch_retrying(
-            lambda: self._fetch(after),
-            budget=self._budget,
-            backoff=self._backoff,
-            on_problem=self._on_problem,
+            lambda: self.fetch(after),
+            budget=self.budget,
+            backoff=self.backoff,
+            on_problem=self.on_problem,
             urgent=after is not None,
         )
 
@@ -187,14 +175,14 @@ class Listing:
 
         The caller must store each batch before asking for the next step.
         """
-        known, schedule = self._known, self.schedule
-        have_history = self._newest_stored() is not None
+        known, schedule = self.known, self.schedule
+        have_history = self.newest_stored() is not None
         while True:
             if self.last_poll is not None:
-                wait = self.last_poll + schedule.interval() - self._clock()
+                wait = self.last_poll + schedule.interval() - self.clock()
                 if wait > 0:
                     yield Sleep(wait)
-            poll_time = self._clock()
+            poll_time = self.clock()
             page = yield from self._get(None)
             taken: set[str] = set()
             first = _Split(page.children, known, taken)
@@ -216,14 +204,14 @@ class Listing:
         self, page: Page, taken: set[str]
     ) -> Generator[Sleep, None, tuple[list[Any], int, int, Gap | None]]:
         """Page back from `page` until a stored post shows up; report a gap if none does."""
-        known = self._known
+        known = self.known
         collected: list[Any] = []
         anchors = [n for c in page.children if (n := _name(c)) is not None]
         after = page.after or (anchors[-1] if anchors else None)
         seen_again = 0
         pages = 0
         retries_on_empty = 3
-        while after is not None and pages + 1 < self._max_pages:
+        while after is not None and pages + 1 < self.max_pages:
             nxt = yield from self._get(after)
             pages += 1
             if not nxt.children and retries_on_empty and len(anchors) > 1:
@@ -245,7 +233,7 @@ class Listing:
         # fall off its bottom while we page (a burst on top pushes them past the reach),
         # and an anchor can vanish. Only the ids can clear it: when the oldest item in
         # hand directly follows the newest stored one, nothing can be between them.
-        gap = _gap(page.children + collected, self._newest_stored())
+        gap = _gap(page.children + collected, self.newest_stored())
         return collected, seen_again, pages, None if gap.up_to == 0 else gap
 
 
@@ -282,19 +270,6 @@ def interleave(
             wake[i] = clock() + step.seconds
         else:
             yield listings[i], step
-
-
-def posts(
-    fetch: Callable[[str | None], Page],
-    known: Callable[[Sequence[str]], set[str]],
-    *,
-    sleep: Callable[[float], None],
-    **options: Any,
-) -> Iterator[Batch]:
-    """One listing's batches, sleeping in between; see Listing for the options."""
-    listing = Listing(fetch, known, **options)
-    for _, batch in interleave([listing], clock=options["clock"], sleep=sleep):
-        yield batch
 
 
 def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:

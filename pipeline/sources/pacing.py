@@ -3,9 +3,46 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Callable
 
-from .reddit import RateInfo
+# A listing that finds nothing new is still polled this often, so the first item after
+# a lull waits at most this long.
+MAX_INTERVAL = 30.0
+
+
+@dataclass(frozen=True)
+class RateInfo:
+    """Reddit's x-ratelimit-* headers; any of them may be absent (CDN-cached answers)."""
+
+    used: float | None
+    remaining: float | None
+    reset: float | None
+
+
+def _number(value: str | None) -> float | None:
+    # remaining comes as "997.0" or "995"; anything unparsable counts as absent.
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if number == number and number >= 0 else None  # drops NaN
+
+
+def rate_info(headers: Mapping[str, str]) -> RateInfo:
+    return RateInfo(
+        _number(headers.get("x-ratelimit-used")),
+        _number(headers.get("x-ratelimit-remaining")),
+        _number(headers.get("x-ratelimit-reset")),
+    )
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    value = _number(headers.get("retry-after"))
+    return None if value is None else min(value, 3600.0)
 
 
 class Budget:
@@ -58,7 +95,12 @@ class PollSchedule:
     """
 
     def __init__(
-        self, *, min_interval: float, max_interval: float, fill: float = 50.0, weight: float = 0.3
+        self,
+        *,
+        min_interval: float,
+        max_interval: float = MAX_INTERVAL,
+        fill: float = 50.0,
+        weight: float = 0.3,
     ) -> None:
         self.min_interval = min_interval
         self.max_interval = max(max_interval, min_interval)

@@ -8,15 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .errors import (
-    ApiError,
-    AuthError,
-    BadResponse,
-    RateLimited,
-    ServerError,
-    TransientError,
-)
-from .transport import Response, Transport
+from ..errors import ApiError, AuthError, BadResponse, RateLimited, ServerError
+from .pacing import RateInfo, rate_info, retry_after
+from .transport import Request, Response, Transport, make_transport
 
 log = logging.getLogger(__name__)
 
@@ -27,15 +21,8 @@ CREDENTIALS_HINT = (
 # A token is renewed this long before Reddit says it expires, so a request never
 # races the expiry.
 TOKEN_MARGIN = 60.0
-
-
-@dataclass(frozen=True)
-class RateInfo:
-    """Reddit's x-ratelimit-* headers; any of them may be absent (CDN-cached answers)."""
-
-    used: float | None
-    remaining: float | None
-    reset: float | None
+# A TCP connect that takes longer than this is not going to succeed.
+CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -45,53 +32,29 @@ class Page:
     rate: RateInfo
 
 
-def _number(value: str | None) -> float | None:
-    # remaining comes as "997.0" or "995"; anything unparsable counts as absent.
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if number == number and number >= 0 else None  # drops NaN
-
-
-def rate_info(headers: Mapping[str, str]) -> RateInfo:
-    return RateInfo(
-        _number(headers.get("x-ratelimit-used")),
-        _number(headers.get("x-ratelimit-remaining")),
-        _number(headers.get("x-ratelimit-reset")),
-    )
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    value = _number(headers.get("retry-after"))
-    return None if value is None else min(value, 3600.0)
-
-
 def _snippet(resp: Response) -> str:
     kind = resp.content_type or "no content-type"
     return f"{kind}, {len(resp.body)} bytes"
 
 
-def _json(resp: Response, what: str) -> Any:
+def _json(resp: Response, what: str, headers: Mapping[str, str] | None = None) -> Any:
     try:
         return json.loads(resp.body)
     except ValueError:
         raise BadResponse(
-            f"{what}: HTTP {resp.status} body is not JSON ({_snippet(resp)})"
+            f"{what}: HTTP {resp.status} body is not JSON ({_snippet(resp)})", headers=headers
         ) from None
 
 
 def parse_listing(resp: Response, what: str) -> Page:
     """A 200 listing answer as a Page; BadResponse when it is anything else."""
-    doc = _json(resp, what)
-    if not isinstance(doc, dict) or doc.get("kind") != "Listing":
-        raise BadResponse(f"{what}: HTTP 200 but not a listing ({_snippet(resp)})")
-    data = doc.get("data")
+    doc = _json(resp, what, resp.headers)
+    data = doc.get("data") if isinstance(doc, dict) and doc.get("kind") == "Listing" else None
     children = data.get("children") if isinstance(data, dict) else None
     if not isinstance(data, dict) or not isinstance(children, list):
-        raise BadResponse(f"{what}: HTTP 200 but not a listing ({_snippet(resp)})")
+        raise BadResponse(
+            f"{what}: HTTP 200 but not a listing ({_snippet(resp)})", headers=resp.headers
+        )
     after = data.get("after")
     return Page(children, after if isinstance(after, str) else None, rate_info(resp.headers))
 
@@ -144,18 +107,17 @@ class RedditClient:
                 headers["Authorization"] = "bearer " + self._get_token()
             self.requests += 1
             log.debug("GET %s %s", url, params)
-            resp = self._transport.request("GET", url, headers=headers, params=params)
+            resp = self._transport.request(Request("GET", url, headers, params))
             if resp.status == 401 and self._credentials and attempt == 1:
                 # The token was revoked or expired early; one fresh token, one retry.
                 log.info("access token refused (HTTP 401); getting a new one")
                 self._token = None
                 continue
-            try:
-                return self._answer(resp, path)
-            except TransientError as exc:
-                exc.rate = rate_info(resp.headers)
-                raise
+            return self._answer(resp, path)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        self._transport.close()
 
     def _answer(self, resp: Response, path: str) -> Page:
         status = resp.status
@@ -164,7 +126,9 @@ class RedditClient:
             return parse_listing(resp, what)
         if status == 429:
             raise RateLimited(
-                f"{what}: rate limited (HTTP 429)", retry_after=retry_after(resp.headers)
+                f"{what}: rate limited (HTTP 429)",
+                retry_after=retry_after(resp.headers),
+                headers=resp.headers,
             )
         if status == 403 and not self._credentials:
             raise AuthError(
@@ -188,7 +152,9 @@ class RedditClient:
             )
         if status >= 500 or status in (408, 409, 425):
             raise ServerError(
-                f"{what}: HTTP {status} ({_snippet(resp)})", retry_after=retry_after(resp.headers)
+                f"{what}: HTTP {status} ({_snippet(resp)})",
+                retry_after=retry_after(resp.headers),
+                headers=resp.headers,
             )
         raise ApiError(f"{what}: unexpected HTTP {status} ({_snippet(resp)})")
 
@@ -202,12 +168,9 @@ class RedditClient:
         assert self._credentials is not None
         self.requests += 1
         log.debug("POST %s (client_credentials)", self._auth_url)
+        form = {"grant_type": "client_credentials"}
         resp = self._transport.request(
-            "POST",
-            self._auth_url,
-            headers=self._headers,
-            form={"grant_type": "client_credentials"},
-            basic_auth=self._credentials,
+            Request("POST", self._auth_url, self._headers, form=form, basic_auth=self._credentials)
         )
         what = "getting an access token"
         if resp.status in (400, 401, 403):
@@ -235,3 +198,24 @@ class RedditClient:
             lifetime = 3600.0
         log.debug("got an access token valid for %ss", lifetime)
         return token, float(lifetime)
+
+
+def open_client(
+    *,
+    base_url: str,
+    auth_url: str,
+    user_agent: str,
+    credentials: tuple[str, str] | None,
+    timeout: float,
+    clock: Callable[[], float],
+) -> RedditClient:
+    """A client over this interpreter's transport; `close()` it when done."""
+    transport = make_transport(connect_timeout=min(CONNECT_TIMEOUT, timeout), read_timeout=timeout)
+    return RedditClient(
+        transport,
+        base_url=base_url,
+        auth_url=auth_url,
+        user_agent=user_agent,
+        credentials=credentials,
+        clock=clock,
+    )

@@ -15,11 +15,11 @@ import ssl
 import sys
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, cast
 from urllib.parse import urlencode, urlsplit
 
-from .errors import NetworkError
+from ..errors import NetworkError
 
 if TYPE_CHECKING:  # pragma: no cover
     import requests
@@ -40,17 +40,18 @@ class Response:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
+@dataclass(frozen=True)
+class Request:
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    params: Mapping[str, str] | None = None
+    form: Mapping[str, str] | None = None
+    basic_auth: tuple[str, str] | None = field(default=None, repr=False)
+
+
 class Transport(Protocol):
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
-    ) -> Response: ...
+    def request(self, req: Request) -> Response: ...
 
     def close(self) -> None: ...
 
@@ -99,24 +100,15 @@ class RequestsTransport:
         self._session = requests.Session()
         self._timeout = (connect_timeout, read_timeout)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
-    ) -> Response:
+    def request(self, req: Request) -> Response:
         try:
             resp = self._session.request(
-                method,
-                url,
-                headers=dict(headers),
-                params=dict(params) if params else None,
-                data=dict(form) if form else None,
-                auth=basic_auth,
+                req.method,
+                req.url,
+                headers=dict(req.headers),
+                params=dict(req.params) if req.params else None,
+                data=dict(req.form) if req.form else None,
+                auth=req.basic_auth,
                 timeout=self._timeout,
                 # A redirect from Reddit means "not what you asked for" (an unknown
                 # subreddit redirects to search); the caller reports it.
@@ -144,6 +136,19 @@ class RequestsTransport:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _body(req: Request) -> tuple[dict[str, str], bytes | None]:
+    """The headers and body http.client must be given for `req`."""
+    hdrs = {"Accept-Encoding": "gzip, deflate", "Connection": "keep-alive", **req.headers}
+    body = None
+    if req.form is not None:
+        body = urlencode(req.form).encode("ascii")
+        hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+    if req.basic_auth is not None:
+        token = base64.b64encode(":".join(req.basic_auth).encode("utf-8")).decode("ascii")
+        hdrs["Authorization"] = "Basic " + token
+    return hdrs, body
 
 
 class StdlibTransport:
@@ -181,34 +186,30 @@ class StdlibTransport:
             self._conns[key] = conn
         return conn
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str],
-        params: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
-        basic_auth: tuple[str, str] | None = None,
-    ) -> Response:
-        parts = urlsplit(url)
+    def request(self, req: Request) -> Response:
+        parts = urlsplit(req.url)
         scheme = parts.scheme.lower()
         if scheme not in ("http", "https") or not parts.hostname:
-            raise NetworkError(f"unsupported URL {url!r}")
+            raise NetworkError(f"unsupported URL {req.url!r}")
         port = parts.port or (443 if scheme == "https" else 80)
         target = parts.path or "/"
-        query = "&".join(q for q in (parts.query, urlencode(params or {})) if q)
+        query = "&".join(q for q in (parts.query, urlencode(req.params or {})) if q)
         if query:
             target += "?" + query
-        hdrs = {"Accept-Encoding": "gzip, deflate", "Connection": "keep-alive", **headers}
-        body = None
-        if form is not None:
-            body = urlencode(form).encode("ascii")
-            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-        if basic_auth is not None:
-            token = base64.b64encode(":".join(basic_auth).encode("utf-8")).decode("ascii")
-            hdrs["Authorization"] = "Basic " + token
         key = (scheme, parts.hostname, port)
+        status, headers, raw = self._exchange(key, req.method, target, *_body(req))
+        return Response(status, headers, self._decode(raw, headers))
+
+    def _exchange(
+        self,
+        key: tuple[str, str, int],
+        method: str,
+        target: str,
+        hdrs: dict[str, str],
+        body: bytes | None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One request on the kept-alive connection to `key`, retried once on a fresh
+        connection if the kept one turns out to be closed."""
         for attempt in (1, 2):
             conn = self._connection(*key)
             reused = conn.sock is not None
@@ -222,10 +223,9 @@ class StdlibTransport:
                 raw = resp.read(MAX_BODY + 1)
                 if len(raw) > MAX_BODY:
                     raise NetworkError(f"response body larger than {MAX_BODY} bytes")
-                status, headers_out = resp.status, {k.lower(): v for k, v in resp.getheaders()}
                 if resp.will_close:
                     self._drop(key)
-                break
+                return resp.status, {k.lower(): v for k, v in resp.getheaders()}, raw
             except (OSError, http.client.HTTPException) as exc:
                 self._drop(key)
                 # A kept-alive connection the server has closed meanwhile fails on first
@@ -239,7 +239,7 @@ class StdlibTransport:
             except BaseException:
                 self._drop(key)
                 raise
-        return Response(status, headers_out, self._decode(raw, headers_out))
+        raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod
     def _decode(raw: bytes, headers: Mapping[str, str]) -> bytes:

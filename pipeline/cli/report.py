@@ -1,14 +1,19 @@
-"""What the user sees: a live status line on a terminal, plain log lines otherwise."""
+"""What the user is told: counts, gap and problem lines, the summary, a replay's progress.
+How it is drawn is the console's."""
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from dataclasses import dataclass, field
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable
 
-from .errors import TransientError
-from .stream import Batch, Gap
+from ..errors import TransientError
+from .console import LiveLine
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..sources.listing import Batch, Gap
 
 # Problems of one kind are logged at most once per this many seconds.
 PROBLEM_QUIET = 60.0
@@ -79,8 +84,6 @@ class Stats:
 
 
 def gap_message(gap: Gap, noun: str = "posts") -> str:
-    import time
-
     def when(utc: float | None) -> str:
         return "?" if utc is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(utc))
 
@@ -154,57 +157,6 @@ class Reporter:
     def close(self) -> None:
         if self._live is not None:
             self._live.clear()
-
-
-class LiveLine:
-    """One line redrawn in place on a terminal, that log messages print above."""
-
-    def __init__(self, stream: TextIO, clock: Callable[[], float], min_gap: float = 0.2) -> None:
-        self._stream = stream
-        self._clock = clock
-        self._min_gap = min_gap
-        self._text = ""
-        self._drawn_at = 0.0
-
-    def show(self, text: str, *, force: bool = False) -> None:
-        self._text = text
-        now = self._clock()
-        if force or now - self._drawn_at >= self._min_gap:
-            self._stream.write("\r\x1b[K" + text)
-            self._stream.flush()
-            self._drawn_at = now
-
-    def clear(self) -> None:
-        if self._text:
-            self._stream.write("\r\x1b[K")
-            self._stream.flush()
-            self._text = ""
-
-    def above(self, message: str) -> None:
-        self._stream.write("\r\x1b[K" + message + "\n")
-        if self._text:
-            self._stream.write(self._text)
-        self._stream.flush()
-
-
-class ConsoleHandler(logging.Handler):
-    """Log records to stderr, printed above the live line when there is one."""
-
-    def __init__(self, stream: TextIO, live: LiveLine | None) -> None:
-        super().__init__()
-        self._stream = stream
-        self._live = live
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = self.format(record)
-            if self._live is not None:
-                self._live.above(message)
-            else:
-                self._stream.write(message + "\n")
-                self._stream.flush()
-        except Exception:  # a broken stderr must not kill the archive
-            self.handleError(record)
 
 
 class DumpProgress:

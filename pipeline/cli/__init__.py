@@ -1,0 +1,1 @@
+"""The edge: arguments, environment, the console, signals and exit statuses."""

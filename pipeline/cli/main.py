@@ -1,0 +1,155 @@
+"""redpipe: stream new Reddit posts (and comments) into a SQLite database, exactly once, forever.
+
+Usage:
+  redpipe.pyz <database> [options]
+  redpipe.pyz replay <database> <dump>... [options]
+  redpipe.pyz refresh <database> [options]
+  redpipe.pyz (-h | --help | --version)
+
+Arguments:
+  <database>          The SQLite file to create or continue. - writes each
+                      new item as one JSON line to standard output instead.
+  replay              Load NDJSON dumps (Pushshift RS_/RC_ files, Arctic Shift
+                      exports) into <database>, skipping items already there;
+                      run it again to resume a stopped replay. Of the options
+                      it takes --fields, --comment-fields, --raw and -q.
+  <dump>              A dump file: plain, .gz, .bz2, .xz, or .zst (Python
+                      3.14+, or the zstandard package).
+  refresh             Fetch stored posts and comments again once they are
+                      older than --older-than, 100 a request: update scores
+                      and comment counts, mark what was deleted or removed.
+                      Takes --older-than, --purge-deleted and the request
+                      options (--base-url to -q).
+
+Options:
+  --subreddit NAMES   Subreddits to follow, joined with + [default: all].
+  --comments          Also stream their new comments into a comments table.
+  --interval SECONDS  Least time between two polls; polling adapts above it
+                      to how fast items arrive [default: 1].
+  --max-records N     Stop cleanly once N new records are stored
+                      (default: run until stopped).
+  --fields LIST       The posts table's columns: listing fields joined with
+                      commas, each renamed with field:column if wanted, e.g.
+                      title,score,author_fullname:author_id. fullname and
+                      created_utc are always kept (default: see README).
+  --comment-fields LIST
+                      The same for the comments table.
+  --raw               Also keep each item's whole JSON in a column named raw.
+  --older-than AGE    refresh: items created, and last checked, longer ago
+                      than AGE, in s, m, h or d [default: 36h].
+  --purge-deleted     refresh: set to NULL the text and author of every item
+                      its author deleted, as Reddit's terms require.
+  --base-url URL      API root. Default: https://oauth.reddit.com with
+                      credentials, https://www.reddit.com without them.
+  --auth-url URL      Where OAuth tokens come from
+                      [default: https://www.reddit.com].
+  --user-agent UA     User-Agent sent with every request
+                      (default: <platform>:redpipe:v<version> (SQLite archiver)).
+  --timeout SECONDS   Give up on a request that has not answered for this
+                      long, and retry it [default: 20].
+  -v, --verbose       Also log every request.
+  -q, --quiet         Only errors: no progress, no summary.
+  -h, --help          Show this text.
+  --version           Show the version.
+
+Environment:
+  REDPIPE_CLIENT_ID, REDPIPE_CLIENT_SECRET
+                      A Reddit app's id and secret (app-only OAuth). Never
+                      passed as arguments, which other users can see in ps.
+  CREDENTIALS_DIRECTORY
+                      Where systemd's LoadCredential= put the files client-id
+                      and client-secret, used when the variables are unset.
+  XDG_CACHE_HOME, CACHE_DIRECTORY
+                      Where later starts find a compiled copy of this file
+                      (default: ~/.cache/redpipe).
+  REDPIPE_NO_CACHE    Set to anything: keep no compiled copy.
+
+Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
+3 database or output unusable, 4 credentials needed or refused, 5 Reddit refused
+the listing. A replay exits 2 for a dump it cannot open or read to its end. Any
+command exits 2 when its fields would pour another field into an existing column.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from .. import __version__
+from ..errors import EXIT_OK, EXIT_USAGE, RedpipeError
+from .signals import Shutdown, StopRequested
+
+# The options only refresh takes, and those that every command talking to Reddit takes.
+REFRESH_ONLY = frozenset(("--older-than", "--purge-deleted"))
+REQUESTS = frozenset(
+    ("--base-url", "--auth-url", "--user-agent", "--timeout", "--verbose", "--quiet")
+)
+TAKES = {
+    "replay": frozenset(("--fields", "--comment-fields", "--raw", "--quiet")),
+    "refresh": REFRESH_ONLY | REQUESTS,
+}
+
+
+def _parse(argv: Sequence[str] | None) -> Any:
+    from docopt import DocoptExit, docopt
+
+    try:
+        args = None if argv is None else list(argv)
+        return docopt(__doc__, argv=args, version=f"redpipe {__version__}")
+    except DocoptExit as exc:
+        # docopt prints nothing itself; the usage text goes to stderr, exit status 2.
+        sys.stderr.write(f"{exc}\n")
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def defaults() -> dict[str, Any]:
+    """What docopt gives for each option nobody passed, read from the usage text."""
+    from docopt import parse_options
+
+    return {str(option.name): option.value for option in parse_options(__doc__)}
+
+
+def _stray(args: dict[str, Any], command: str) -> str | None:
+    """The first option given that `command` does not take."""
+    given = defaults()
+    takes = TAKES.get(command, frozenset(given) - REFRESH_ONLY)
+    stray = [k for k, v in args.items() if k.startswith("--") and k not in takes and v != given[k]]
+    return stray[0] if stray else None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run redpipe; returns the exit status."""
+    args = _parse(argv)
+    command = "replay" if args["replay"] else "refresh" if args["refresh"] else ""
+    stray = _stray(args, command)
+    if stray:
+        what = f"{command} takes no" if command else "only refresh takes"
+        sys.stderr.write(f"redpipe: error: {what} {stray}\n")
+        return EXIT_USAGE
+    shutdown = Shutdown()
+    shutdown.install()
+    try:
+        return _command(command, args, sys.stderr, shutdown)
+    except StopRequested:  # stopped before the command had anything to wrap up
+        return EXIT_OK
+    finally:
+        shutdown.restore()
+
+
+def _command(command: str, args: dict[str, Any], stderr: TextIO, shutdown: Shutdown) -> int:
+    from . import launch
+    from .config import ReplayConfig, StreamConfig, from_args
+
+    try:
+        config = from_args(args, os.environ)
+    except RedpipeError as exc:
+        usage = __doc__.split("\n\n")[1]
+        stderr.write(f"redpipe: error: {exc}\n" + ("" if command else f"{usage}\n"))
+        return exc.exit_code
+    if isinstance(config, StreamConfig):
+        return launch.stream(config, stderr, shutdown)
+    if isinstance(config, ReplayConfig):
+        return launch.replay(config, stderr, shutdown)
+    return launch.refresh(config, stderr, shutdown)

@@ -1,0 +1,1 @@
+"""The commands, each handed its sink and client: stream, replay, refresh."""

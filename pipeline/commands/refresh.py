@@ -1,0 +1,166 @@
+"""`refresh`: fetch stored items again once they are old enough, as Arctic Shift does
+about 36 hours on, to update their scores and learn which were deleted or removed.
+
+Reddit's Developer Terms want content its author deleted gone from copies too; with
+`purge`, the text of every item marked deleted by its author is set to NULL.
+
+Each batch of 100 is fetched with /api/info and written in one transaction together with
+its `refreshed_utc`, so a stopped refresh resumes with the items it had not reached.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..errors import TransientError
+from ..sinks.base import Archive, Row
+from ..sources.listing import fetch_retrying, slept
+from ..sources.pacing import Backoff, Budget
+from ..sources.reddit import Page, RedditClient
+from ..transform.records import COUNTERS, KEEP_ON_PURGE, removal
+from ..transform.tables import COMMENTS, POSTS, RAW_FIELD, Table
+from .context import Context
+
+BATCH = 100  # /api/info's limit
+
+
+@dataclass
+class Counts:
+    due: int = 0
+    checked: int = 0
+    changed: int = 0  # items whose score, comment count or other counters moved
+    deleted: int = 0
+    removed: int = 0
+    gone: int = 0  # no longer returned at all (banned subreddit, spam, ...)
+    restored: int = 0  # marked before, up again now (a removal undone)
+    purged: int = 0
+
+    def line(self, table: str) -> str:
+        return (
+            f"{table}: {self.checked:,} checked, {self.changed:,} changed, "
+            f"{self.deleted:,} deleted by their authors, {self.removed:,} removed, "
+            f"{self.gone:,} gone, {self.restored:,} restored, {self.purged:,} purged"
+        )
+
+
+def refresh(
+    sink: Archive,
+    client: RedditClient,
+    *,
+    older_than: float,
+    purge: bool,
+    context: Context,
+    on_problem: Callable[[TransientError], None],
+    progress: Callable[[str, Counts], None],
+    finished: Callable[[str, Counts], None],
+) -> None:
+    """Check the items of every table the archive holds that are due."""
+    budget, backoff = Budget(context.clock), Backoff()
+
+    def info(names: list[str]) -> Page:
+        steps = fetch_retrying(
+            lambda: client.info(names), budget=budget, backoff=backoff, on_problem=on_problem
+        )
+        return slept(steps, context.sleep)
+
+    cutoff = context.wall_clock() - older_than
+    # Each table as it is stored: refresh adds no chosen fields of its own.
+    for table in sink.adopt([POSTS, COMMENTS]).values():
+        if not sink.count(table.name):
+            continue  # empty: nothing to check
+        sink.prepare([table])  # its bookkeeping columns, the first time
+        counts = refresh_table(
+            sink,
+            table,
+            info,
+            cutoff=cutoff,
+            purge=purge,
+            context=context,
+            progress=functools.partial(progress, table.name),
+        )
+        finished(table.name, counts)
+
+
+def refresh_table(
+    sink: Archive,
+    table: Table,
+    info: Callable[[list[str]], Page],
+    *,
+    cutoff: float,
+    purge: bool,
+    context: Context,
+    progress: Callable[[Counts], None],
+) -> Counts:
+    """Check every item of `table` created, and last checked, before `cutoff`."""
+    fields = dict(zip(table.columns, table.fields))
+    counters = [c for c, f in fields.items() if f in COUNTERS]
+    at = {c: i for i, c in enumerate(table.columns)}
+    build = table.row_builder()
+    counts = Counts(due=sink.count_due(table.name, cutoff=cutoff))
+    progress(counts)
+    while names := sink.due(table.name, cutoff=cutoff, limit=BATCH):
+        page = info(names)
+        now = context.wall_clock()
+        fresh = {
+            row[0]: (row, child["data"]) for child in page.children for row in build([child], now)
+        }
+        stored = sink.current(table.name, names, [*counters, "removed_how"])
+        changes = [
+            (name, _change(counts, fresh.get(name), old, counters, at, table.kind, now))
+            for name, old in stored.items()
+        ]
+        with context.critical():
+            sink.update(table.name, changes)
+        counts.checked += len(changes)
+        progress(counts)
+    if purge:
+        wiped = [c for c, f in fields.items() if f not in KEEP_ON_PURGE or f == RAW_FIELD]
+        with context.critical():
+            counts.purged = sink.purge_deleted(table.name, wiped)
+    return counts
+
+
+def _change(
+    counts: Counts,
+    fresh: tuple[Row, dict[str, Any]] | None,
+    old: Row,
+    counters: Sequence[str],
+    at: dict[str, int],
+    kind: str,
+    now: float,
+) -> dict[str, Any]:
+    """The columns to write for one checked item, counted into `counts`."""
+    values: dict[str, Any] = {"refreshed_utc": now}
+    was = old[-1]
+    how: str | None
+    if fresh is None:
+        how = "deleted" if was == "deleted" else "gone"  # deleted, then gone: still deleted
+    else:
+        row, data = fresh
+        how = removal(kind, data)
+        moved = {c: row[at[c]] for c, before in zip(counters, old) if row[at[c]] != before}
+        if moved:
+            counts.changed += 1
+            values.update(moved)
+    if how != was:
+        _count(counts, how)
+        values["removed_how"] = how
+        values["removed_utc"] = None if how is None else now
+    return values
+
+
+def _count(counts: Counts, how: str | None) -> None:
+    """Count a change of mark: restored, deleted, removed or gone."""
+    if how is None:
+        counts.restored += 1
+        return
+    kind_of = how.partition(":")[0]
+    if kind_of == "deleted":
+        counts.deleted += 1
+    elif kind_of == "removed":
+        counts.removed += 1
+    else:
+        counts.gone += 1

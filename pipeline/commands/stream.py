@@ -1,0 +1,79 @@
+"""The stream: every listing followed on one rate-limit budget, each batch through the
+transform into the sink, until stopped or `max_records` new rows are stored."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Callable
+
+from ..errors import TransientError
+from ..sinks.base import Sink
+from ..sources.listing import Batch, Listing, interleave
+from ..sources.pacing import Backoff, Budget, PollSchedule
+from ..sources.reddit import RedditClient
+from ..transform.tables import Table
+from .context import Context
+
+# Where each table's items are listed, newest first.
+PATHS = {"posts": "/r/{}/new", "comments": "/r/{}/comments"}
+
+
+def stream(
+    sink: Sink,
+    client: RedditClient,
+    tables: Sequence[Table],
+    *,
+    subreddits: str,
+    interval: float,
+    max_records: int | None,
+    context: Context,
+    on_batch: Callable[[Batch, int, int, str], None],
+    on_problem: Callable[[TransientError], None],
+) -> None:
+    """Follow the listing of each of `tables` on r/`subreddits`. `on_batch(batch, offered,
+    stored, table)` hears of every write, `on_problem` of every fault retried."""
+    clock = context.clock
+    budget = Budget(clock)  # one budget: every listing spends the same app's requests
+
+    def follow(name: str) -> Listing:
+        path = PATHS[name].format(subreddits)
+        return Listing(
+            fetch=lambda after: client.listing(path, after=after),
+            known=lambda names: sink.known(name, names),
+            newest_stored=lambda: sink.newest(name),
+            clock=clock,
+            schedule=PollSchedule(min_interval=interval),
+            budget=budget,
+            backoff=Backoff(),
+            on_problem=on_problem,
+            name=name,
+        )
+
+    listings = [follow(t.name) for t in tables]
+    batches = interleave(listings, clock=clock, sleep=context.sleep)
+    named = ((listing.name, batch) for listing, batch in batches)
+    pump(named, sink, {t.name: t for t in tables}, context, max_records, on_batch)
+
+
+def pump(
+    batches: Iterable[tuple[str, Batch]],
+    sink: Sink,
+    tables: Mapping[str, Table],
+    context: Context,
+    max_records: int | None,
+    on_batch: Callable[[Batch, int, int, str], None],
+) -> None:
+    """Store every (table, batch) in one transaction each, until `max_records` new rows in
+    all if given."""
+    builders = {name: table.row_builder() for name, table in tables.items()}
+    stored = 0
+    for name, batch in batches:
+        rows = builders[name](batch.items, context.wall_clock())
+        if max_records is not None:
+            rows = rows[: max_records - stored]
+        with context.critical():
+            (added,) = sink.write([(name, rows)])
+            stored += added
+            on_batch(batch, len(rows), added, name)
+        if max_records is not None and stored >= max_records:
+            return

@@ -1,0 +1,1 @@
+"""How the .pyz runs, not what it does: the compiled cache, the heap."""

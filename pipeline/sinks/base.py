@@ -1,0 +1,83 @@
+"""The one seam between the commands and storage: what every sink does, and what an
+archive (a sink that keeps what it stores) does besides.
+
+Rows arrive as the transform makes them: tuples of plain Python values in the table's
+column order, oldest first. Each sink encodes them its own way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ..transform.tables import Table
+
+Row = tuple[Any, ...]
+# One table's rows in a write: (table name, rows).
+Part = tuple[str, Sequence[Row]]
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """How far a replay of one dump got: committed with the rows it stored."""
+
+    dump: str  # the dump's key: its name and size
+    lines: int
+    finished: bool
+
+
+class Sink(Protocol):
+    """Where the stream's rows go. `where` names it in messages (never a secret);
+    `durable` says whether what it stores outlasts the run."""
+
+    where: str
+    durable: bool
+
+    def prepare(self, tables: Sequence[Table], *, lazy: Collection[str] = ()) -> None:
+        """Get ready to hold `tables`, refusing what cannot be held (UsageError,
+        DatabaseError) before anything is written. A table named in `lazy` is checked
+        now but made only with its first row."""
+
+    def write(self, parts: Sequence[Part]) -> list[int]:
+        """Store every part in one transaction; how many rows of each were new."""
+
+    def known(self, table: str, fullnames: Sequence[str]) -> set[str]:
+        """Which of `fullnames` are stored already."""
+
+    def newest(self, table: str) -> tuple[str, float] | None:
+        """The newest stored item's (fullname, created_utc), if any."""
+
+    def count(self, table: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class Archive(Sink, Protocol):
+    """A sink that keeps what it stores: replay resumes into it, refresh revisits it."""
+
+    def write(self, parts: Sequence[Part], *, checkpoint: Checkpoint | None = None) -> list[int]:
+        """As Sink.write; `checkpoint` is recorded in the same transaction."""
+
+    def checkpoint(self, dump: str) -> Checkpoint | None:
+        """The last checkpoint written for `dump`, if any."""
+
+    def adopt(self, tables: Sequence[Table]) -> dict[str, Table]:
+        """Those of `tables` held here, by name, each as stored (the columns it has and the
+        fields recorded for them, with refresh's bookkeeping). Refuses as prepare does."""
+
+    def due(self, table: str, *, cutoff: float, limit: int) -> list[str]:
+        """Up to `limit` fullnames, oldest first, created and last checked before `cutoff`."""
+
+    def count_due(self, table: str, *, cutoff: float) -> int: ...
+
+    def current(
+        self, table: str, fullnames: Sequence[str], columns: Sequence[str]
+    ) -> dict[str, Row]:
+        """The stored values of `columns` for those of `fullnames` still stored."""
+
+    def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Set {column: value} per fullname, in one transaction."""
+
+    def purge_deleted(self, table: str, columns: Sequence[str]) -> int:
+        """Set `columns` to NULL for every item marked deleted by its author; how many."""

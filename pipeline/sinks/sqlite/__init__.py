@@ -1,0 +1,1 @@
+"""The SQLite sink: the embedded default, one file."""

@@ -1,0 +1,262 @@
+"""The SQLite sink: checks a file before touching it, then writes one transaction per batch."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Collection, Mapping, Sequence
+from typing import Any, TypeVar
+
+from ...errors import DatabaseError
+from ...transform.tables import Table, as_stored
+from ..base import Checkpoint, Part, Row
+from . import schema
+
+T = TypeVar("T")
+CHUNK = 500  # old SQLite allows 999 variables in one statement
+
+
+def _json(value: Any) -> Any:
+    # An object or a list is stored as its JSON text, for json_extract() later.
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return value
+
+
+def encoder(table: Table) -> Callable[[Sequence[Row]], Sequence[Row]]:
+    """How rows of `table` become SQLite values. sqlite3 binds a bool as 0/1 itself, so only
+    columns that may hold objects need work; the default tables have none."""
+    structured = table.structured
+    if not structured:
+        return lambda rows: rows
+
+    def encode(rows: Sequence[Row]) -> Sequence[Row]:
+        out = []
+        for row in rows:
+            values = list(row)
+            for i in structured:
+                values[i] = _json(values[i])
+            out.append(tuple(values))
+        return out
+
+    return encode
+
+
+class SqliteSink:
+    """A redpipe database: tables keyed by fullname, WAL, one transaction per batch."""
+
+    durable = True
+
+    def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
+        self.where = self.path = path
+        self._busy_timeout = busy_timeout
+        self._had_content = schema.check_path(path)
+        self._conn: sqlite3.Connection | None = None
+        self.tables: dict[str, Table] = {}
+        self._writes: dict[str, tuple[str, Callable[[Sequence[Row]], Sequence[Row]]]] = {}
+        self._made: set[str] = set()
+
+    @property
+    def connection(self) -> sqlite3.Connection | None:
+        """The open connection, if any: for tools and tests that look underneath."""
+        return self._conn
+
+    # -- opening ----------------------------------------------------------------------
+
+    def _connection(self, tables: Sequence[Table], *, fields: bool) -> sqlite3.Connection:
+        """The open connection; the first time, only after a read-only look at the file has
+        found nothing to refuse, so a refused file is left byte-for-byte as it was."""
+        if self._conn is not None:
+            return self._conn
+        if self._had_content:
+            schema.inspect(self.path, tables, fields=fields)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise schema.fail(self.path, exc, "opening it") from exc
+        try:
+            mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise DatabaseError(
+                    f"{self.path}: cannot use WAL mode here (got {mode}); use a local filesystem"
+                )
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise schema.fail(self.path, exc, "opening it") from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def prepare(self, tables: Sequence[Table], *, lazy: Collection[str] = ()) -> None:
+        conn = self._connection(tables, fields=True)
+        present = {r[0] for r in self._run(lambda: conn.execute("SELECT name FROM sqlite_master"))}
+        for table in tables:
+            self._hold(table)
+        self._make([t for t in tables if t.name not in lazy or t.name in present])
+
+    def adopt(self, tables: Sequence[Table]) -> dict[str, Table]:
+        conn = self._connection(tables, fields=False)
+        found = self._run(lambda: schema.read_schema(conn, self.path, tables))
+        schema.check(self.path, tables, found, fields=False)
+        adopted = {}
+        for table in tables:
+            if table.name in found:
+                adopted[table.name] = self._hold(as_stored(table, found[table.name]))
+                self._made.add(table.name)
+        return adopted
+
+    def _hold(self, table: Table) -> Table:
+        self.tables[table.name] = table
+        self._writes[table.name] = (schema.insert_sql(table), encoder(table))
+        return table
+
+    def _make(self, tables: Sequence[Table]) -> None:
+        """Create or widen `tables` in one transaction."""
+        self._transaction(lambda conn: schema.make(conn, self.path, tables), "creating the schema")
+        self._made.update(t.name for t in tables)
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write(self, parts: Sequence[Part], *, checkpoint: Checkpoint | None = None) -> list[int]:
+        if not any(rows for _, rows in parts) and checkpoint is None:
+            return [0] * len(parts)
+        unmade = [self.tables[t] for t, rows in parts if rows and t not in self._made]
+        if unmade:
+            self._make(unmade)
+        writes = self._writes
+
+        def insert(conn: sqlite3.Connection) -> list[int]:
+            added = []
+            for table, rows in parts:
+                before = conn.total_changes
+                if rows:
+                    sql, encode = writes[table]
+                    conn.executemany(sql, encode(rows))
+                added.append(conn.total_changes - before)
+            if checkpoint is not None:
+                conn.execute(schema.REPLAY_TABLE)
+                saved = (checkpoint.dump, checkpoint.lines, int(checkpoint.finished))
+                conn.execute(schema.REPLAY_SAVE, saved)
+            return added
+
+        lost = "; ".join(
+            f"{len(rows)} {table} {rows[0][0]} .. {rows[-1][0]} not stored"
+            for table, rows in parts
+            if rows
+        )
+        return self._transaction(insert, f"writing a batch ({lost or 'progress'})")
+
+    def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        def apply(conn: sqlite3.Connection) -> None:
+            for name, values in changes:
+                sets = ", ".join(f"{c} = ?" for c in values)
+                conn.execute(
+                    f"UPDATE {table} SET {sets} WHERE fullname = ?",
+                    [*map(_json, values.values()), name],
+                )
+
+        self._transaction(apply, f"updating {table}")
+
+    def purge_deleted(self, table: str, columns: Sequence[str]) -> int:
+        if not columns:
+            return 0
+
+        def purge(conn: sqlite3.Connection) -> int:
+            before = conn.total_changes
+            conn.execute(
+                f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in columns)} "
+                f"WHERE removed_how = 'deleted' AND "
+                f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})"
+            )
+            return conn.total_changes - before
+
+        return self._transaction(purge, f"updating {table}")
+
+    def _transaction(self, work: Callable[[sqlite3.Connection], T], doing: str) -> T:
+        """`work` inside one BEGIN IMMEDIATE .. COMMIT; rolled back whole if anything fails."""
+        conn = self._connection(list(self.tables.values()), fields=True)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            result = work(conn)
+            conn.execute("COMMIT")
+        except (sqlite3.Error, ValueError) as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if isinstance(exc, sqlite3.Error):
+                raise schema.fail(self.path, exc, doing) from exc
+            raise DatabaseError(f"{self.path}: {doing}: {exc}") from exc
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    # -- reading ----------------------------------------------------------------------
+
+    def _run(self, read: Callable[[], T]) -> T:
+        try:
+            return read()
+        except sqlite3.Error as exc:
+            raise schema.fail(self.path, exc, "reading") from exc
+
+    def _rows(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        conn = self._connection(list(self.tables.values()), fields=True)
+        return self._run(lambda: conn.execute(query, params).fetchall())
+
+    def known(self, table: str, fullnames: Sequence[str]) -> set[str]:
+        found: set[str] = set()
+        if table not in self._made:
+            return found
+        for i in range(0, len(fullnames), CHUNK):
+            chunk = fullnames[i : i + CHUNK]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT fullname FROM {table} WHERE fullname IN ({marks})"
+            found.update(row[0] for row in self._rows(query, chunk))
+        return found
+
+    def newest(self, table: str) -> tuple[str, float] | None:
+        if table not in self._made:
+            return None
+        rows = self._rows(
+            f"SELECT fullname, created_utc FROM {table} WHERE created_utc IS NOT NULL "
+            "ORDER BY created_utc DESC, rowid DESC LIMIT 1"
+        )
+        return (rows[0][0], float(rows[0][1])) if rows else None
+
+    def count(self, table: str) -> int:
+        if table not in self._made:
+            return 0
+        return int(self._rows(f"SELECT count(*) FROM {table}")[0][0])
+
+    def checkpoint(self, dump: str) -> Checkpoint | None:
+        present = self._rows("SELECT 1 FROM sqlite_master WHERE name = 'redpipe_replay'")
+        if not present:
+            return None
+        rows = self._rows("SELECT lines, finished FROM redpipe_replay WHERE dump = ?", (dump,))
+        return Checkpoint(dump, int(rows[0][0]), bool(rows[0][1])) if rows else None
+
+    def due(self, table: str, *, cutoff: float, limit: int) -> list[str]:
+        query = (
+            f"SELECT fullname FROM {table} WHERE coalesce(refreshed_utc, created_utc) <= ? "
+            "ORDER BY created_utc LIMIT ?"
+        )
+        return [r[0] for r in self._rows(query, (cutoff, limit))]
+
+    def count_due(self, table: str, *, cutoff: float) -> int:
+        query = f"SELECT count(*) FROM {table} WHERE coalesce(refreshed_utc, created_utc) <= ?"
+        return int(self._rows(query, (cutoff,))[0][0])
+
+    def current(
+        self, table: str, fullnames: Sequence[str], columns: Sequence[str]
+    ) -> dict[str, Row]:
+        marks = ",".join("?" * len(fullnames))
+        query = f"SELECT fullname, {', '.join(columns)} FROM {table} WHERE fullname IN ({marks})"
+        return {r[0]: tuple(r[1:]) for r in self._rows(query, list(fullnames))}
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

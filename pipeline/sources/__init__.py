@@ -1,0 +1,1 @@
+"""Extract: Reddit over HTTP (transport, client, pacing, listings) and dump files."""

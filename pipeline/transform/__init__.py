@@ -1,0 +1,1 @@
+"""Transform, pure: listing items in, rows of plain Python values out; no I/O, no SQL."""
