@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -32,10 +34,28 @@ def cache_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+def shared(tmp_path_factory: pytest.TempPathFactory, name: str) -> tuple[Path, Any]:
+    """A folder the whole run shares (every xdist worker the same one), and an exclusive
+    lock on it: the first to take it makes what is to be made there, the others reuse it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+    folder = root / name
+    folder.mkdir(exist_ok=True)
+    lock = open(folder / ".lock", "w")  # noqa: SIM115 - released by the caller's close()
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    return folder, lock
+
+
 @pytest.fixture(scope="session")
 def pyz(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real artifact, built by build.sh exactly as a user builds it."""
-    return build(tmp_path_factory.mktemp("build") / "redpipe.pyz")
+    """The real artifact, built by build.sh exactly as a user builds it, once a run."""
+    folder, lock = shared(tmp_path_factory, "build")
+    with lock:
+        out = folder / "redpipe.pyz"
+        if not out.exists():
+            build(out)
+    return out
 
 
 def build(out: Path) -> Path:
@@ -52,15 +72,16 @@ def build(out: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def empty_python(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """A factory: version -> the python of a `venv --without-pip`, nothing installed."""
-    made: dict[str, Path] = {}
+    """A factory: version -> the python of a `venv --without-pip`, nothing installed; made
+    once a run, whichever worker asks first."""
 
     def make(version: str) -> Path:
-        if version not in made:
-            base = dict(SUPPORTED)[version]
-            target = tmp_path_factory.mktemp(f"venv{version}")
-            subprocess.run([str(base), "-m", "venv", "--without-pip", str(target)], check=True)
-            made[version] = target / "bin" / "python"
-        return made[version]
+        folder, lock = shared(tmp_path_factory, f"venv{version}")
+        with lock:
+            python = folder / "bin" / "python"
+            if not python.exists():
+                base = dict(SUPPORTED)[version]
+                subprocess.run([str(base), "-m", "venv", "--without-pip", str(folder)], check=True)
+        return python
 
     return make

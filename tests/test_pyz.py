@@ -1,5 +1,13 @@
-"""End to end: the built redpipe.pyz, run as a subprocess by every supported CPython,
-each in an empty `venv --without-pip`, against the fake Reddit server."""
+"""End to end: the built redpipe.pyz, run as a subprocess by supported CPythons, each in
+an empty `venv --without-pip`, against the fake Reddit server.
+
+What can differ between interpreters runs under every one: the start itself (--version,
+what --help imports), the compiled copy in the cache (bytecode and its tags are per
+interpreter) and one whole stream with a restart. The rest exercises redpipe's own logic
+on top of the standard library and runs under the oldest and the newest only
+(`@floor_and_newest`): those two also cover both HTTP transports (http.client on 3.9,
+requests from 3.10 on).
+"""
 
 from __future__ import annotations
 
@@ -25,6 +33,10 @@ from tests.fakereddit import FakeReddit, Fault
 
 pytestmark = pytest.mark.slow
 VERSIONS = [v for v, _ in SUPPORTED]
+ENDS = list(dict.fromkeys([VERSIONS[0], VERSIONS[-1]]))
+# For a test of behaviour that is the same on every interpreter; parametrizing `run`
+# directly takes precedence over the fixture's own params.
+floor_and_newest = pytest.mark.parametrize("run", ENDS, indirect=True)
 SECRET = "s3cr3t-do-not-print"
 
 
@@ -55,6 +67,7 @@ def server() -> Iterator[FakeReddit]:
 def run(
     request: pytest.FixtureRequest, pyz: Path, empty_python: Callable[[str], Path]
 ) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """The .pyz under each supported CPython (only the ends with `@floor_and_newest`)."""
     python = empty_python(request.param)
 
     def go(
@@ -101,7 +114,7 @@ def test_streams_exact_posts_and_restarts_without_duplicates(
 ) -> None:
     db = tmp_path / "posts.sqlite"
     server.add_posts(120)
-    server.start_feed(40)
+    server.start_feed(100)
     first = run(*args_for(server, db, "--max-records", "160"), env=env_for(server))
     assert first.returncode == 0, first.stderr
     no_traceback(first)
@@ -121,6 +134,7 @@ def test_streams_exact_posts_and_restarts_without_duplicates(
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+@floor_and_newest
 def test_a_signal_during_a_hung_request_commits_and_exits_0(
     run: Callable[..., subprocess.CompletedProcess[str]],
     server: FakeReddit,
@@ -160,6 +174,7 @@ def test_a_signal_during_a_hung_request_commits_and_exits_0(
     assert query(db, "PRAGMA integrity_check") == [("ok",)]
 
 
+@floor_and_newest
 def test_without_credentials_the_block_page_is_one_clear_line(
     run: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
 ) -> None:
@@ -174,6 +189,7 @@ def test_without_credentials_the_block_page_is_one_clear_line(
     assert "REDPIPE_CLIENT_ID" in lines[0] and "REDPIPE_CLIENT_SECRET" in lines[0]
 
 
+@floor_and_newest
 def test_runs_with_home_unset_or_unwritable_and_leaves_nothing_behind(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -197,6 +213,7 @@ def test_runs_with_home_unset_or_unwritable_and_leaves_nothing_behind(
         assert list(scratch.iterdir()) == []  # temporary files, if any, are gone at exit
 
 
+@floor_and_newest
 def test_bad_databases_are_refused_and_left_unchanged(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -218,6 +235,7 @@ def test_bad_databases_are_refused_and_left_unchanged(
         ]
 
 
+@floor_and_newest
 def test_usage_errors_exit_2_with_usage(
     run: Callable[..., subprocess.CompletedProcess[str]],
 ) -> None:
@@ -228,6 +246,7 @@ def test_usage_errors_exit_2_with_usage(
         no_traceback(result)
 
 
+@floor_and_newest
 def test_verbose_never_prints_the_secret_or_token(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -241,6 +260,7 @@ def test_verbose_never_prints_the_secret_or_token(
     assert "bearer" not in (result.stderr + result.stdout).lower()
 
 
+@floor_and_newest
 def test_a_terminal_gets_a_live_line_and_quiet_gets_nothing(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -386,13 +406,27 @@ def rss_kb(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
+def count(db: Path) -> int:
+    """Posts stored so far, cheaply (this is asked several times a second)."""
+    try:
+        return int(query(db, "SELECT count(*) FROM posts")[0][0])
+    except sqlite3.OperationalError:
+        return 0
+
+
 @pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc")
 def test_memory_stays_flat_over_a_long_stream(
     pyz: Path, empty_python: Callable[[str], Path], tmp_path: Path
 ) -> None:
     # Big realistic pages as fast as they come. Unpinned, glibc's heap fragments around
-    # each page's body and RSS climbed about 50% between 5,000 and 40,000 posts.
+    # each page's body and RSS ratchets up in steps: measured (without heap.py's fix, on
+    # 3.13), the floor went 34 MB at 5,000 posts, 39 MB from 9,000 and 43 MB from 20,000
+    # (51 MB by 33,000); pinned, the floor stays within 1.04 of its early value and the
+    # peaks within 1.1. The floor, the least RSS over a stretch, leaves out the page or
+    # two in flight at a sample.
     db = tmp_path / "m.sqlite"
+    early: list[int] = []  # RSS samples between 4,000 and 6,000 posts
+    late: list[int] = []  # and between 21,000 and 23,000
     with FakeReddit(firehose=100, big=True, keep=3000, client_secret=SECRET,
                     ratelimit_budget=10**9, enforce_ratelimit=False) as fake:  # fmt: skip
         fake.add_posts(100)
@@ -401,19 +435,22 @@ def test_memory_stays_flat_over_a_long_stream(
              "--auth-url", fake.url, "--interval", "0.001", "-q"],
             env=env_for(fake), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
-        early = peak = 0
+        n = 0
         try:
-            while stored(db) < 40_000:
-                time.sleep(0.2)
+            while n < 23_000:
+                time.sleep(0.05)
                 assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                now = rss_kb(proc.pid)
-                if not early and stored(db) >= 5_000:
-                    early = now
-                peak = max(peak, now) if early else 0
+                n, now = count(db), rss_kb(proc.pid)
+                if 4_000 <= n < 6_000:
+                    early.append(now)
+                elif n >= 21_000:
+                    late.append(now)
         finally:
             proc.kill()
             proc.communicate()
-    assert early and peak < early * 1.15, (early, peak)
+    assert len(early) >= 3 and len(late) >= 3, (len(early), len(late))
+    assert min(late) < min(early) * 1.10, (min(early), min(late))
+    assert max(late) < min(early) * 1.15, (min(early), max(late))
 
 
 def lines_in(path: Path) -> list[dict[str, object]]:
@@ -421,6 +458,7 @@ def lines_in(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
 
 
+@floor_and_newest
 def test_dash_writes_every_new_post_once_as_a_json_line_and_catches_up_bursts(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -453,6 +491,7 @@ def test_dash_writes_every_new_post_once_as_a_json_line_and_catches_up_bursts(
     assert all(r["title"] == truth[str(r["fullname"])]["title"] for r in records)
 
 
+@floor_and_newest
 def test_dash_stops_quietly_when_the_reader_goes_away(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit
 ) -> None:
@@ -477,6 +516,7 @@ def test_dash_stops_quietly_when_the_reader_goes_away(
     assert "Traceback" not in err and "Exception ignored" not in err
 
 
+@floor_and_newest
 def test_credentials_from_systemd_credential_files(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -492,6 +532,7 @@ def test_credentials_from_systemd_credential_files(
     assert len(rows(db)) == 10
 
 
+@floor_and_newest
 def test_replay_loads_a_compressed_dump_once(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:
@@ -508,6 +549,7 @@ def test_replay_loads_a_compressed_dump_once(
     assert again.returncode == 0 and "replayed to its end before" in again.stderr
 
 
+@floor_and_newest
 def test_replayed_comments_then_a_stopped_refresh_resumes_where_it_stopped(
     run: Callable[..., subprocess.CompletedProcess[str]], server: FakeReddit, tmp_path: Path
 ) -> None:

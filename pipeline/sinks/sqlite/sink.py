@@ -92,7 +92,8 @@ class SqliteSink:
 
     def prepare(self, tables: Sequence[Table], *, lazy: Collection[str] = ()) -> None:
         conn = self._connection(tables, fields=True)
-        present = {r[0] for r in self._run(lambda: conn.execute("SELECT name FROM sqlite_master"))}
+        names = self._run(lambda: conn.execute("SELECT name FROM sqlite_master").fetchall())
+        present = {r[0] for r in names}
         for table in tables:
             self._hold(table)
         self._make([t for t in tables if t.name not in lazy or t.name in present])
