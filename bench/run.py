@@ -433,6 +433,205 @@ def comments_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
     return rows
 
 
+# 3c. All of r/all on Reddit's budget ---------------------------------------------------
+
+FIREHOSE_RATES = (17, 132)  # posts/s and comments/s, about r/all's own pace
+FINAL_POLL = 15.0  # seconds after the feed stops, to fetch what was published last
+REFRESH_AGE = 60  # --older-than of the refresh run, in seconds
+
+
+def has_refresh(pyz: Path) -> bool:
+    """Whether this build's stream takes --refresh (its --help says so)."""
+    out = subprocess.run(
+        [sys.executable, str(pyz), "--help"], env=env(), capture_output=True, text=True
+    )
+    return "--refresh" in out.stdout
+
+
+def firehose_run(pyz: Path, seconds: float, consumer: str, out: dict[str, Any]) -> None:
+    """One consumer of r/all's pace on Reddit's 1,000 requests a 600 s, its own server:
+    "redpipe", "refresh" (redpipe with --refresh) or "praw" (praw_two_streams.py)."""
+    with scratch() as tmp:
+        db = tmp / "f.sqlite"
+        server = FakeReddit(ratelimit_budget=1000, ratelimit_window=600, track_times=True)
+        server.start()
+        server.add_posts(100)
+        server.add_comments(100)
+        if consumer == "praw":
+            peer = ROOT / "bench" / "peers" / "praw_two_streams.py"
+            cmd = [BENCH_PYTHON, str(peer), str(db), server.url]
+        else:
+            more = ("--refresh", "--older-than", f"{REFRESH_AGE}s") if consumer == "refresh" else ()
+            cmd = redpipe(sys.executable, pyz, db, server, "--comments", "-q", *more)
+        log = tmp / "stderr.txt"
+        with open(log, "wb") as err:
+            proc = subprocess.Popen(cmd, env=env(), stdout=subprocess.DEVNULL, stderr=err)
+        server.start_feed(FIREHOSE_RATES[0], comment_rate=FIREHOSE_RATES[1])
+        time.sleep(WARM_UP)  # not measured: the first pages and the climb of the poll rate
+        asked = {"posts": len(server.post_requests()), "comments": len(server.comment_requests())}
+        first = {"posts": len(server.posts), "comments": len(server.comments)}
+        span = (time.monotonic(), 0.0)
+        time.sleep(seconds)
+        server.stop_feed()
+        span = (span[0], time.monotonic())
+        published = {
+            "posts": [p["name"] for p in server.posts[first["posts"] :]],
+            "comments": [c["name"] for c in server.comments[first["comments"] :]],
+        }
+        time.sleep(FINAL_POLL)
+        asked = {
+            "posts": len(server.post_requests()) - asked["posts"],
+            "comments": len(server.comment_requests()) - asked["comments"],
+        }
+        # /api/info during the measured span: the ids asked, and those answered
+        info = [r for r in server.info_requests() if span[0] <= r.time < span[1]]
+        ids = [i for r in info for i in r.params.get("id", "").split(",") if i]
+        out["info"] = (len(info), len(ids), len(set(ids)), sum(r.items for r in info))
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        out["exit"] = (proc.returncode, log.read_text(errors="replace").strip().splitlines()[-1:])
+        out["rate_limited"] = server.rate_limited
+        out["seconds"] = span[1] - span[0]
+        times = server.published or {}
+        server.stop()
+        # The longest the feed went without publishing: a starved feed thread shows here.
+        ticks = sorted({times[n] for names in published.values() for n in names})
+        out["feed_gap"] = max((b - a for a, b in zip(ticks, ticks[1:])), default=0.0)
+        stamp = "stored_utc" if consumer == "praw" else "retrieved_utc"
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            refreshed = 0
+            for table in ("posts", "comments"):
+                rows, distinct = conn.execute(
+                    f"SELECT count(*), count(DISTINCT fullname) FROM {table}"
+                ).fetchone()
+                got = dict(conn.execute(f"SELECT fullname, {stamp} FROM {table}"))
+                captured = [n for n in published[table] if n in got]
+                # Both clocks are time.time(): the fake's when it publishes, redpipe's (and
+                # the peer's) when it builds the rows, just before their commit.
+                delays = sorted(got[n] - times[n] for n in captured if got[n] is not None)
+                with contextlib.suppress(sqlite3.OperationalError):  # no such column
+                    (n,) = conn.execute(
+                        f"SELECT count(*) FROM {table} WHERE refreshed_utc IS NOT NULL"
+                    ).fetchone()
+                    refreshed += n
+                out[table] = {
+                    "asked": asked[table],
+                    "captured": len(captured),
+                    "published": len(published[table]),
+                    "duplicates": rows - distinct,
+                    "latency": delays,
+                }
+            out["refreshed_rows"] = refreshed
+            if consumer == "praw":
+                for table, n in conn.execute("SELECT tbl, n FROM offered_again"):
+                    out[table]["duplicates"] += n
+
+
+def percentile(ordered: list[float], share: float) -> float:
+    return ordered[int(share * (len(ordered) - 1))]
+
+
+def firehose_rows(label: str, r: dict[str, Any]) -> list[tuple[str, str]]:
+    p, c = r["posts"], r["comments"]
+
+    def stored(t: dict[str, Any]) -> str:
+        share = 100 * t["captured"] / max(1, t["published"])
+        return f"{share:.1f}% ({t['captured']:,}/{t['published']:,})"
+
+    def per_1000(asked: int, captured: int) -> str:
+        return f"{1000 * asked / captured:.1f}" if captured else "-"
+
+    def latency(t: dict[str, Any]) -> str:
+        d = t["latency"]
+        return f"{median(d):.2f} s / {percentile(d, 0.99):.2f} s" if d else "-"
+
+    asked, captured = p["asked"] + c["asked"], p["captured"] + c["captured"]
+    rows = [
+        (f"{label}: posts stored / comments stored", f"{stored(p)} / {stored(c)}"),
+        (
+            f"{label}: listing requests per 1,000 items stored, all (posts / comments); "
+            "requests; 429s in the whole run",
+            f"{per_1000(asked, captured)} ({per_1000(p['asked'], p['captured'])} / "
+            f"{per_1000(c['asked'], c['captured'])}); {p['asked']:,} + {c['asked']:,}; "
+            f"{r['rate_limited']:,}",
+        ),
+        (
+            f"{label}: duplicates, posts / comments",
+            f"{p['duplicates']:,} / {c['duplicates']:,}",
+        ),
+        (
+            f"{label}: latency published -> stored, median / p99: posts; comments",
+            f"{latency(p)}; {latency(c)}",
+        ),
+    ]
+    code, err = r["exit"]
+    if code not in (0, -signal.SIGTERM):
+        rows.append((f"{label}: exit status", f"{code} {' '.join(err)}".strip()))
+    return rows
+
+
+def firehose_budget(pyz: Path, seconds: float) -> list[tuple[str, str]]:
+    """redpipe --comments and PRAW's two streams side by side, and redpipe --refresh too
+    when the build has it, each with a fake Reddit of its own in this process (threads, as
+    in sections 3 and 3b). The servers and their feeds share this process's GIL: the last
+    row gives its CPU and the longest pause of any feed, to show they kept up."""
+    consumers = ["redpipe", "praw"] + (["refresh"] if has_refresh(pyz) else [])
+    results: dict[str, dict[str, Any]] = {c: {} for c in consumers}
+    threads = [
+        threading.Thread(target=firehose_run, args=(pyz, seconds, consumer, out))
+        for consumer, out in results.items()
+    ]
+    cpu, started = time.process_time(), time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    cpu, took = time.process_time() - cpu, time.monotonic() - started
+    posts, comments = FIREHOSE_RATES
+    rows = [
+        (
+            "feed, measured span",
+            f"{posts} posts/s + {comments} comments/s for {seconds:,.0f} s after {WARM_UP:.0f} s "
+            f"of warm-up; listings 1,000 deep; budget 1,000 a 600 s",
+        )
+    ]
+    labels = {
+        "redpipe": "redpipe.pyz --comments",
+        "praw": "PRAW 8.0.3, two streams (pause_after=0)",
+        "refresh": f"redpipe.pyz --comments --refresh --older-than {REFRESH_AGE}s",
+    }
+    for consumer in ("redpipe", "praw", "refresh"):
+        if consumer not in results:
+            rows.append((labels[consumer], "skipped: this build's --help has no --refresh"))
+            continue
+        r = results[consumer]
+        rows.extend(firehose_rows(labels[consumer], r))
+        if consumer == "refresh":
+            requests, ids, distinct, answered = r["info"]
+            hour = 3600 / r["seconds"]
+            rows.append(
+                (
+                    f"{labels[consumer]}: items refreshed per hour (/api/info ids asked; "
+                    "distinct; answered); requests; rows with refreshed_utc at the end",
+                    f"{ids * hour:,.0f} ({ids:,}; {distinct:,}; {answered:,} in "
+                    f"{r['seconds']:.0f} s); {requests:,}; {r['refreshed_rows']:,}",
+                )
+            )
+    gap = max(r["feed_gap"] for r in results.values())
+    rows.append(
+        (
+            "bench process (the fake servers and their feeds): CPU; longest pause of a feed",
+            f"{cpu:.0f} s in {took:.0f} s ({100 * cpu / took:.0f}% of one core); "
+            f"{1000 * gap:.0f} ms (it publishes every 20 ms)",
+        )
+    )
+    return rows
+
+
 # 4. Memory ------------------------------------------------------------------------------
 
 
@@ -629,6 +828,7 @@ SECTIONS = [
     "replay",
     "api",
     "comments",
+    "firehose",
     "memory",
     "startup",
     "size",
@@ -681,6 +881,12 @@ def main() -> int:
             "comments",
             "3b. Posts and comments on one rate-limit budget",
             lambda: comments_budget(args.pyz, 20 if quick else 100),
+        ),
+        (
+            "firehose",
+            "3c. All of r/all on Reddit's budget (17 posts/s, 132 comments/s, "
+            "1,000 requests a 600 s)",
+            lambda: firehose_budget(args.pyz, 60 if quick else 900),
         ),
         ("memory", "4. Memory", lambda: memory(args.pyz, 20000 if quick else 1_000_000)),
         ("startup", "5. Start-up", lambda: startup(args.pyz, 3 if quick else 7)),

@@ -14,6 +14,13 @@ EXIT_DATABASE = 3
 EXIT_AUTH = 4
 EXIT_API = 5
 
+# What an AuthError for missing credentials tells the user to do; the edge (before any
+# request) and the client (when a server without them refuses) both say it.
+CREDENTIALS_HINT = (
+    "set REDPIPE_CLIENT_ID and REDPIPE_CLIENT_SECRET to a Reddit app's id and secret "
+    "(see README: 'Reddit API credentials')"
+)
+
 
 class RedpipeError(Exception):
     """Base of every error redpipe raises on purpose.

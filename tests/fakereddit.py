@@ -4,6 +4,8 @@
   (default 25, at most 100), `after`/`before` cursors, `raw_json`, a listing that reaches
   back `listing_depth` items, `x-ratelimit-*` headers over a window, gzip when asked.
 - `GET /r/<subs>/comments` (and `.json`, `/.json`): the same for comments (kind t1).
+  Post ids count up in base36; comment ids are random 7-digit base36, as Reddit's have
+  been since 2026, so only the listing's order tells which comment came first.
 - `GET /api/info?id=t3_a,t1_b,...` (and `.json`): a Listing with one child per id the
   server knows, in the order asked; unknown ids are left out, more than 100 ids is a 400.
   Items taken out of listings by `remove()` are still answered; `purge()`d ones are not.
@@ -66,8 +68,10 @@ HTML_PAGE = (
     b"<body><h1>all of our servers are busy right now</h1></body></html>"
 )
 ID_START = int("1tv00000", 36)
-# Comments count from their own base36 counter, far above any post id.
-COMMENT_ID_START = int("k0000000", 36)
+# Since 2026 Reddit's comment ids are no longer sequential (post ids still are): each is
+# 7 base36 digits, drawn here at random from all of them, so a later comment may have a
+# lower id and the ids say nothing about how many comments lie between two.
+COMMENT_IDS = (int("1000000", 36), int("zzzzzzz", 36) + 1)
 MAX_INFO_IDS = 100
 JSON_TYPE = "application/json; charset=UTF-8"
 LISTINGS = ("new", "comments", "listing")  # what `inject(endpoint="listing")` aims at
@@ -287,6 +291,10 @@ class FakeReddit:
         self._items: dict[str, tuple[str, dict[str, Any]]] = {}
         self._made = 0
         self._comments_made = 0
+        # Its own stream, so drawing comment ids leaves what the seed makes of the rest
+        # as it was; the set keeps the draws unique.
+        self._comment_ids = random.Random(f"comment ids {seed}")
+        self._comment_ids_used: set[int] = set()
         self.firehose = firehose
         self.keep = keep
         # name -> wall time it was published, for latency measurements
@@ -650,6 +658,15 @@ class FakeReddit:
         "Plain comment number {n}",
     )
 
+    def _new_comment_id(self) -> str:
+        """A comment id never given before (nor published with `add_raw_comments`)."""
+        while True:
+            n = self._comment_ids.randrange(*COMMENT_IDS)
+            id_ = base36(n)
+            if n not in self._comment_ids_used and f"t1_{id_}" not in self._items:
+                self._comment_ids_used.add(n)
+                return id_
+
     def _make_comment(
         self,
         n: int,
@@ -661,7 +678,7 @@ class FakeReddit:
         """Comment number n on one of `links` (made-up when empty); `made` are the ones
         made before it in the same call, not yet published."""
         rng = self._rng
-        id_ = base36(COMMENT_ID_START + n)
+        id_ = self._new_comment_id()
         created = float(int(time.time())) if created_utc is None else float(created_utc)
         if links:
             link = rng.choice(links)

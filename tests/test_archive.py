@@ -217,6 +217,7 @@ def test_refresh_updates_marks_and_purges_and_counts_every_change(
 
     # A removal undone is noticed on the next check.
     fake.update(p[4], selftext="back", removed_by_category=None)
+    time.sleep(0.2)  # the checks above are now older than the 0.1 s asked for below
     assert redpipe(fake, "refresh", str(db), "--older-than", "0.1s") == 0
     err = capsys.readouterr().err
     assert "posts: 130 checked" in err and "1 restored" in err and "1 deleted by" in err
@@ -257,7 +258,11 @@ def test_refresh_keeps_a_tables_chosen_columns_and_rides_out_faults(
             2,
             "--older-than must be a time like 36h",
         ),
-        (["{tmp}/x.sqlite", "--purge-deleted"], 2, "only refresh takes --purge-deleted"),
+        (
+            ["{tmp}/x.sqlite", "--purge-deleted"],
+            2,
+            "only refresh and --refresh take --purge-deleted",
+        ),
         (["replay", "{tmp}/x.sqlite", "d.ndjson", "--comments"], 2, "replay takes no --comments"),
         (["{tmp}/x.sqlite", "--fields", "title:created_utc"], 2, "always stored"),
     ],

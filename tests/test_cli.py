@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from pipeline.cli.config import (
     StreamConfig,
     from_args,
 )
-from pipeline.errors import UsageError
+from pipeline.errors import AuthError, UsageError
 from tests.conftest import query
 from tests.fakereddit import FakeReddit
 
@@ -65,6 +67,8 @@ def test_bad_arguments_exit_2_with_usage(
         (["a.db", "--subreddit", "python+"], "--subreddit"),
         (["a.db", "--base-url", "ftp://x"], "--base-url"),
         (["a.db", "--user-agent", "x"], "--user-agent"),
+        (["-", "--refresh"], "--refresh needs a database file, not -"),
+        (["a.db", "--refresh", "--older-than", "soon"], "--older-than"),
     ],
 )
 def test_invalid_values_exit_2_with_one_message(
@@ -89,9 +93,54 @@ def test_half_set_credentials_are_a_usage_error() -> None:
             from_args(parse("a.db"), environ)
 
 
+NO_CREDENTIALS = (
+    "Reddit's API needs credentials: set REDPIPE_CLIENT_ID and REDPIPE_CLIENT_SECRET to a "
+    "Reddit app's id and secret (see README: 'Reddit API credentials')"
+)
+
+
+@pytest.mark.parametrize(
+    "argv", [["a.db"], ["-", "--comments"], ["refresh", "a.db", "--purge-deleted"]]
+)
+def test_without_credentials_reddit_itself_is_refused_at_once(argv: list[str]) -> None:
+    with pytest.raises(AuthError) as refused:
+        from_args(parse(*argv), {})
+    assert str(refused.value) == NO_CREDENTIALS and refused.value.exit_code == 4
+
+
+def test_without_credentials_a_given_base_url_is_asked_and_a_replay_needs_none() -> None:
+    mirror = stream_config(["a.db", "--base-url", "http://127.0.0.1:9/r"], {})
+    assert mirror.api.base_url == "http://127.0.0.1:9/r" and mirror.api.credentials is None
+    refresh = from_args(parse("refresh", "a.db", "--base-url", "http://mirror.test"), {})
+    assert isinstance(refresh, RefreshConfig) and refresh.api.credentials is None
+    assert isinstance(from_args(parse("replay", "a.db", "RS.zst"), {}), ReplayConfig)
+
+
+def test_argument_mistakes_are_told_before_missing_credentials() -> None:
+    with pytest.raises(UsageError, match="--timeout"):
+        from_args(parse("a.db", "--timeout", "0"), {})
+
+
+def test_missing_credentials_are_one_line_exit_4_and_no_database_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("REDPIPE_CLIENT_ID", "REDPIPE_CLIENT_SECRET", "CREDENTIALS_DIRECTORY"):
+        monkeypatch.delenv(name, raising=False)
+    db = tmp_path / "p.sqlite"
+    # Were Reddit asked after all, offline that is retried until stopped: a stop turns
+    # the hang into exit 0, a failure.
+    stop = threading.Timer(20, os.kill, (os.getpid(), signal.SIGTERM))
+    stop.start()
+    try:
+        for argv in ([str(db)], [str(db), "--comments", "-v"], ["refresh", str(db)]):
+            assert cli.main(argv) == 4, argv
+            assert capsys.readouterr().err == f"redpipe: error: {NO_CREDENTIALS}\n"
+            assert list(tmp_path.iterdir()) == []
+    finally:
+        stop.cancel()
+
+
 def test_defaults_follow_the_credentials() -> None:
-    anon = stream_config(["a.db"], {})
-    assert anon.api.base_url == "https://www.reddit.com" and anon.api.credentials is None
     secret = {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s3cr3t-x"}
     authed = stream_config(["a.db"], secret)
     assert authed.api.base_url == "https://oauth.reddit.com"
@@ -110,6 +159,21 @@ def test_each_command_gets_its_own_config() -> None:
     assert replay.verbosity == -1
     refresh = from_args(parse("refresh", "a.db", "--older-than", "2d"), environ)
     assert isinstance(refresh, RefreshConfig) and refresh.older_than == 2 * 86400
+
+
+def test_a_stream_takes_refreshs_options_only_with_refresh(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    environ = {"REDPIPE_CLIENT_ID": "i", "REDPIPE_CLIENT_SECRET": "s"}
+    assert stream_config(["a.db"], environ).refresh is None
+    config = stream_config(["a.db", "--refresh", "--older-than", "2d", "--purge-deleted"], environ)
+    assert config.refresh is not None
+    assert (config.refresh.older_than, config.refresh.purge_deleted) == (2 * 86400, True)
+    assert stream_config(["a.db", "--refresh"], environ).refresh.older_than == 36 * 3600
+    assert cli.main(["a.db", "--older-than", "2d"]) == 2
+    assert "only refresh and --refresh take --older-than" in capsys.readouterr().err
+    assert cli.main(["refresh", "a.db", "--refresh"]) == 2
+    assert "refresh takes no --refresh" in capsys.readouterr().err
 
 
 def test_run_in_process_stores_posts_and_restores_signal_handlers(

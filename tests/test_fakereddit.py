@@ -181,6 +181,16 @@ def test_comment_bodies_are_escaped_unless_raw_json(api: FakeReddit) -> None:
     assert escaped["data"]["body"] == "a &amp; b &lt;c&gt;"
 
 
+def test_a_drawn_comment_id_is_never_one_already_published() -> None:
+    with FakeReddit(seed=5) as first:
+        (drawn,) = first.add_comments(1)
+    with FakeReddit(seed=5) as again:
+        again.add_raw_comments([{"name": drawn["name"], "body": "published first"}])
+        (other,) = again.add_comments(1)
+        assert other["name"] != drawn["name"] and len(other["id"]) == 7
+        assert again.item(drawn["name"])["body"] == "published first"  # type: ignore[index]
+
+
 def test_firehose_feeds_post_polls_only() -> None:
     with FakeReddit(require_auth=False, firehose=3) as fake:
         assert children(fetch(fake, "/r/all/comments")) == []
@@ -192,8 +202,12 @@ def test_generated_comments_look_like_real_ones(api: FakeReddit) -> None:
     posts = {p["name"]: p for p in api.add_posts(10)}
     comments = api.add_comments(44)
     assert api.comments == comments
+    assert all(len(c["id"]) == 7 for c in comments)
     ids = [int(c["id"], 36) for c in comments]
-    assert ids == sorted(set(ids)) and min(ids) > max(int(p[3:], 36) for p in posts)
+    assert len(set(ids)) == len(ids)
+    # Not sequential, as Reddit's comment ids since 2026: as many go down as up.
+    downs = sum(a > b for a, b in zip(ids, ids[1:]))
+    assert 10 < downs < 33, downs
     seen: dict[str, str] = {}  # name -> link_id of the comments before
     for c in comments:
         assert c["name"] == "t1_" + c["id"]

@@ -279,7 +279,31 @@ def test_restart_catches_up_and_reports_what_the_listing_lost(
         f"gap: up to 500 posts after {newest_stored_before} and before {oldest_listed}, created "
         "between " in gaps[0]
     )
-    assert "1 gaps (up to 500 posts missing)" in last.stderr
+    assert "1 gap (up to 500 posts missing)" in last.stderr
+
+
+@pytest.mark.parametrize("start", [FLOOR], indirect=True)
+def test_a_comment_gap_names_its_ends_and_counts_nothing(
+    start: Callable[..., Redpipe], tmp_path: Path
+) -> None:
+    db = tmp_path / "c.sqlite"
+    with FakeReddit() as server:
+        server.add_posts(5)
+        server.add_comments(50)
+        assert start(server, db, "--comments", "--max-records", "55").wait() == 0
+        server.add_comments(1500)  # more than the 1000 the listing reaches back
+        last = start(server, db, "--comments", "--max-records", "1000")
+        assert last.wait() == 0
+    order = [c["name"] for c in server.comments]
+    assert stored(db, "comments")[-1000:] == order[-1000:]
+    gaps = [line for line in last.stderr.splitlines() if "gap:" in line]
+    # Comment ids are random (as Reddit's), so no count is made up from them.
+    assert len(gaps) == 1 and gaps[0].startswith(
+        f"redpipe: warning: gap: comments after {order[49]} and before {order[550]}, created "
+        "between "
+    )
+    assert "may be missing; Reddit's listing no longer reaches back that far" in gaps[0]
+    assert "1 gap (an unknown number of comments missing)" in last.stderr
 
 
 def windows(server: FakeReddit, opened: float) -> Counter[int]:
@@ -297,7 +321,8 @@ def test_a_short_interval_never_overruns_the_budget(
     budget = 10
     opened = time.monotonic()
     # Every poll finds 80 new posts, so the schedule wants the next one as soon as
-    # --interval 0.01 allows: only the budget holds polling back, window after window.
+    # --interval 0.01 allows, until the plan makes its pages fuller: the budget is what
+    # holds polling back, window after window.
     with FakeReddit(ratelimit_budget=budget, ratelimit_window=2, firehose=80) as server:
         server.add_posts(20)
         proc = start(server, db, "--interval", "0.01")
@@ -311,9 +336,9 @@ def test_a_short_interval_never_overruns_the_budget(
     first, last = min(used), max(used)
     assert sum(used.values()) <= budget * (last - first + 1)
     # And it pressed on the budget (else an overrun could not have shown): the whole
-    # windows in between were at least half spent.
+    # windows in between were spent a third or more, though fuller pages need fewer.
     between = [used[i] for i in range(first + 1, last)]
-    assert len(between) >= 3 and sum(between) >= budget * len(between) * 0.5, used
+    assert len(between) >= 3 and sum(between) >= budget * len(between) * 0.3, used
 
 
 def test_after_a_429_no_other_follows(start: Callable[..., Redpipe], tmp_path: Path) -> None:
@@ -338,7 +363,7 @@ def test_after_a_429_no_other_follows(start: Callable[..., Redpipe], tmp_path: P
         assert proc.stop() == 0
         assert server.rate_limited == 1
         used = windows(server, opened)
-    assert used[spent + 2] >= budget * 0.5, used  # the whole window after pressed on it
+    assert used[spent + 2] >= budget * 0.3, used  # the whole window after pressed on it
     assert_exact(server, db)
     no_traceback(proc.stderr)
 

@@ -93,8 +93,37 @@ def test_a_gap_is_one_line_with_its_time_range_and_counted() -> None:
         "2021-01-17 21:46:40Z and 2021-01-18 00:44:29Z, may be missing; Reddit's listing no "
         "longer reaches back that far"
     ]
-    assert "gaps 1 (up to 350 missing)" in reporter.stats.line(0)
-    assert "1 gaps (up to 350 posts missing)" in reporter.stats.summary(0)
+    assert "| gaps 1 (up to 350 posts missing)" in reporter.stats.line(0)
+    assert reporter.stats.summary(0).endswith(", 1 gap (up to 350 posts missing)")
+
+
+def test_a_comment_gap_gives_its_ends_and_times_but_no_count() -> None:
+    reporter, out, _ = setup(live=False, period=None)
+    # Comment ids are not sequential: a bound from them (here 0) would be nonsense.
+    gap = Gap(1_767_225_605.0, 1_767_225_600.0, 0, "t1_o0a1b2c", "t1_nzz9x8w")
+    reporter.batch(batch(100, gap=gap), 100, 100, "comments")
+    assert out.getvalue().splitlines() == [
+        "WARNING gap: comments after t1_nzz9x8w and before t1_o0a1b2c, created between "
+        "2026-01-01 00:00:00Z and 2026-01-01 00:00:05Z, may be missing; Reddit's listing no "
+        "longer reaches back that far"
+    ]
+    assert reporter.stats.summary(0).endswith(", 1 gap (an unknown number of comments missing)")
+    reporter.batch(batch(10, gap=Gap(None, 1_767_225_000.0, 40, "t3_1tvb1zy", None)), 10, 10)
+    assert out.getvalue().splitlines()[-1] == (
+        "WARNING gap: up to 40 posts created between 2025-12-31 23:50:00Z and ? may be "
+        "missing; Reddit's listing no longer reaches back that far"
+    )
+    reporter.batch(batch(1, gap=gap), 1, 1, "comments")
+    line, summary = reporter.stats.line(0), reporter.stats.summary(0)
+    both = "(up to 40 posts and an unknown number of comments missing)"
+    assert line.endswith(f"| gaps 3 {both}") and summary.endswith(f", 3 gaps {both}")
+
+
+def test_a_post_gap_without_a_bound_makes_the_total_unknown() -> None:
+    stats = Stats(0.0)
+    stats.add_gap(Gap(None, None, 350, "t3_b", "t3_a"), "posts")
+    stats.add_gap(Gap(None, None, None, "t3_d", "t3_c"), "posts")
+    assert stats.summary(0).endswith(", 2 gaps (an unknown number of posts missing)")
 
 
 def test_a_replays_live_line_shows_progress_and_time_left_and_its_last_state() -> None:

@@ -297,16 +297,20 @@ def test_a_terminal_gets_a_live_line_and_quiet_gets_nothing(
     assert (quiet.stdout, quiet.stderr) == ("", "")
 
 
+# Runs the .pyz with the arguments it is given, then prints on stderr which modules of the
+# network and database stacks were loaded, and exits with redpipe's status.
 PROBE = """
 import runpy, sys
-sys.argv = ["redpipe.pyz", sys.argv[1]]
+sys.argv = ["redpipe.pyz", *sys.argv[1:]]
 sys.path.insert(0, {pyz!r})
+status = 0
 try:
     runpy.run_path({pyz!r}, run_name="__main__")
-except SystemExit:
-    pass
+except SystemExit as exc:
+    status = exc.code
 heavy = ("requests", "urllib3", "http", "ssl", "sqlite3", "json", "charset_normalizer")
 print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)), file=sys.stderr)
+sys.exit(status)
 """
 
 
@@ -319,6 +323,27 @@ def test_version_and_help_load_no_http_or_database_stack(
                             capture_output=True, text=True, timeout=60, check=True)  # fmt: skip
     assert "redpipe" in result.stdout
     assert result.stderr.strip() == ""
+
+
+@floor_and_newest
+def test_without_credentials_reddit_is_never_asked_and_no_database_is_made(
+    run: Callable[..., subprocess.CompletedProcess[str]], tmp_path: Path
+) -> None:
+    python, pyz = run.python, run.pyz  # type: ignore[attr-defined]
+    db = tmp_path / "p.sqlite"
+    for argv in ([str(db)], [str(db), "--comments"], ["refresh", str(db)]):
+        result = subprocess.run([str(python), "-c", PROBE.format(pyz=str(pyz)), *argv],
+                                env=env_for(), capture_output=True, text=True,
+                                timeout=60, check=False)  # fmt: skip
+        assert result.returncode == 4, result.stderr
+        # The one line, then the probe's list: neither the HTTP nor the SQLite stack loaded.
+        assert result.stderr.splitlines() == [
+            "redpipe: error: Reddit's API needs credentials: set REDPIPE_CLIENT_ID and "
+            "REDPIPE_CLIENT_SECRET to a Reddit app's id and secret (see README: 'Reddit API "
+            "credentials')",
+            "",
+        ]
+        assert list(tmp_path.iterdir()) == []
 
 
 def imports_from(python: Path, pyz: Path, env: dict[str, str]) -> str:

@@ -379,3 +379,37 @@ def test_a_purge_empties_what_authors_deleted_and_nothing_else(archive_maker: Ma
         )
         assert stored[name]["score"] is not None and stored[name]["created_utc"] is not None
     assert stored["t3_2"]["title"] == "post 2 & <ü>" and stored["t3_2"]["raw"] is not None
+
+
+def test_a_purge_of_given_items_leaves_the_others(archive_maker: Maker) -> None:
+    refreshable(archive_maker)
+    with archived(archive_maker) as archive:
+        table = archive.adopt([POSTS])["posts"]
+        archive.prepare([table])
+        marks = [(n, {"removed_how": "deleted", "removed_utc": 5.0}) for n in ("t3_1", "t3_4")]
+        archive.update("posts", marks)
+        assert archive.purge_deleted("posts", ["title"], ["t3_4", "t3_5"]) == 1  # t3_5 lives
+        assert archive.purge_deleted("posts", ["title"], []) == 0
+    titles = {r["fullname"]: r["title"] for r in archive_maker.read(table)}
+    assert titles["t3_4"] is None and titles["t3_1"] is not None and titles["t3_5"] is not None
+
+
+def test_a_refresh_cannot_claim_what_a_stream_follows_nor_a_stream_what_a_refresh_checks(
+    archive_maker: Maker,
+) -> None:
+    refreshable(archive_maker)
+    with archived(archive_maker) as stream, archived(archive_maker) as refresh:
+        assert stream.claim("stream")
+        assert not refresh.claim("refresh")  # both would spend one client's budget
+        with archived(archive_maker) as other:
+            assert other.claim("stream")  # streams of other listings may share it
+    with archived(archive_maker) as refresh, archived(archive_maker) as stream:
+        assert refresh.claim("refresh")  # the stream that held it has closed
+        assert not stream.claim("stream")
+    with archived(archive_maker) as stream:
+        assert stream.claim("stream")
+
+
+def test_standard_output_claims_freely(tmp_path: Path) -> None:
+    sink = open_sink("-", (POSTS,), stdout=io.BytesIO())
+    assert sink.claim("stream") and sink.claim("stream")

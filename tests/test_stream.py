@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, TransientError
-from pipeline.sources.listing import Batch, interleave
+from pipeline.sources.listing import Batch, Sleep, fetch_retrying
 from pipeline.sources.listing import Listing as Follow
 from pipeline.sources.pacing import Backoff, Budget, PollSchedule, RateInfo
 from pipeline.sources.reddit import Page
+from pipeline.sources.scheduler import Plan, interleave
 from tests.fakereddit import base36
 
 NO_RATE = RateInfo(None, None, None)
@@ -47,15 +48,15 @@ class Listing:
         self.faults: list[BaseException] = []
         self.rate = NO_RATE
 
-    def add(self, n: int) -> list[str]:
+    def add(self, n: int, since: float | None = None) -> list[str]:
+        """`n` items made now, or spread evenly over the time from `since` to now."""
         names = []
-        for _ in range(n):
+        now = self.clock.now
+        for i in range(n):
             ident = base36(next(self.ids))
+            made = now if since is None else since + (now - since) * (i + 1) / n
             self.posts.append(
-                {
-                    "kind": "t3",
-                    "data": {"name": "t3_" + ident, "created_utc": float(int(self.clock.now))},
-                }
+                {"kind": "t3", "data": {"name": "t3_" + ident, "created_utc": float(int(made))}}
             )
             names.append("t3_" + ident)
         return names
@@ -100,7 +101,15 @@ def posts(
 
 
 class Harness:
-    def __init__(self, *, depth: int = 1000, stored: Sequence[str] = (), interval: float = 1.0):
+    def __init__(
+        self,
+        *,
+        depth: int = 1000,
+        stored: Sequence[str] = (),
+        interval: float = 1.0,
+        burst: float = 1.0,  # 1: the even spread alone, one request per gap
+        sequential: bool = True,
+    ):
         self.clock = Clock()
         self.listing = Listing(self.clock, depth)
         self.db: dict[str, float] = {}
@@ -108,7 +117,8 @@ class Harness:
             self.db[name] = 0.0
         self.problems: list[TransientError] = []
         self.schedule = PollSchedule(min_interval=interval, max_interval=30.0)
-        self.budget = Budget(self.clock)
+        self.budget = Budget(self.clock, burst=burst)
+        self.sequential = sequential
         self.stream = self.make_stream(self.listing.fetch)
 
     def make_stream(self, fetch: Callable[[str | None], Page]) -> Iterator[Batch]:
@@ -122,6 +132,7 @@ class Harness:
             budget=self.budget,
             backoff=Backoff(rng=random.Random(1)),
             on_problem=self.problems.append,
+            sequential=self.sequential,
         )
 
     def known(self, names: Sequence[str]) -> set[str]:
@@ -346,13 +357,14 @@ def test_catch_up_pages_go_at_once_while_the_budget_has_requests_to_spare() -> N
     h.listing.rate = RateInfo(used=985.0, remaining=15.0, reset=150.0)  # within the reserve
     h.poll()
     pages = h.listing.times[-3:]
-    assert [b - a for a, b in zip(pages, pages[1:])] == [10.0, 10.0]  # spread again
+    assert [b - a for a, b in zip(pages, pages[1:])] == pytest.approx([10.0, 10.0])  # spread
 
 
 def test_urgent_requests_never_skip_a_retry_after_or_a_spent_window() -> None:
     clock = Clock()
-    budget = Budget(clock, reserve=20)
+    budget = Budget(clock, reserve=20, burst=1.0)
     budget.update(RateInfo(used=10.0, remaining=990.0, reset=600.0))
+    budget.spend()
     assert budget.wait(urgent=True) == 0.0 and budget.wait() > 0.5
     budget.hold(30.0)
     assert budget.wait(urgent=True) == 30.0
@@ -411,24 +423,39 @@ class Window:
         return RateInfo(float(self.used), float(self.budget - self.used), reset)
 
 
-def follow_two(rates: dict[str, float], budget: int, seconds: float) -> dict[str, Any]:
-    """Two listings growing at `rates` per second, followed under one budget."""
+def follow(
+    rates: dict[str, float],
+    budget: int,
+    seconds: float,
+    *,
+    window: float = 600.0,
+    latency: float = 0.0,
+    min_interval: float = 1.0,
+    spare: bool = False,
+) -> dict[str, Any]:
+    """Listings growing at `rates` items a second, followed under one budget as the
+    stream command does: one plan, one budget. Each request takes `latency` seconds.
+    With `spare`, refresh-like requests take whatever the plan leaves."""
     clock = Clock()
-    window = Window(clock, budget, 600.0)
+    reddit = Window(clock, budget, window)
     shared = Budget(clock)
     listings: dict[str, Listing] = {}
     made: dict[str, float] = {}
     stored: dict[str, list[str]] = {name: [] for name in rates}
     seen: dict[str, set[str]] = {name: set() for name in rates}
     calls = dict.fromkeys(rates, 0)
+    strained = []
+    last: dict[str, float] = {}
 
     def fetch_of(name: str) -> Callable[[str | None], Page]:
         def fetch(after: str | None) -> Page:
+            clock.now += latency
             due = int((clock.now - 1000.0) * rates[name]) - int(made.get(name, 0))
-            listings[name].add(due)
+            listings[name].add(due, since=last.get(name, clock.now))
+            last[name] = clock.now
             made[name] = made.get(name, 0) + due
             calls[name] += 1
-            listings[name].rate = window.spend()
+            listings[name].rate = reddit.spend()
             return listings[name].fetch(after)
 
         return fetch
@@ -442,35 +469,195 @@ def follow_two(rates: dict[str, float], budget: int, seconds: float) -> dict[str
                 lambda names, name=name: {n for n in names if n in seen[name]},
                 newest_stored=lambda name=name: (stored[name][-1], 0.0) if stored[name] else None,
                 clock=clock,
-                schedule=PollSchedule(min_interval=1.0, max_interval=30.0),
+                schedule=PollSchedule(min_interval=min_interval, max_interval=30.0),
                 budget=shared,
                 backoff=Backoff(rng=random.Random(1)),
                 on_problem=lambda exc: None,
                 name=name,
+                sequential=name == "posts",
             )
         )
-    for follow, batch in interleave(follows, clock=clock, sleep=clock.sleep):
-        stored[follow.name] += [c["data"]["name"] for c in batch.items]
-        seen[follow.name].update(stored[follow.name][-len(batch.items) :])
+    plan = Plan(shared, follows)
+    polls: dict[str, list[float]] = {name: [] for name in rates}
+    spent: list[float] = []
+
+    def spare_steps() -> Iterator[Sleep | None]:
+        def info() -> Page:
+            clock.now += latency
+            spent.append(clock.now)
+            return Page([], None, reddit.spend())
+
+        while True:
+            yield from fetch_retrying(
+                info, budget=shared, backoff=Backoff(), on_problem=lambda exc: None, spare=True
+            )
+            yield None
+
+    steps = interleave(
+        follows,
+        clock=clock,
+        sleep=clock.sleep,
+        plan=plan,
+        spare=spare_steps() if spare else None,
+    )
+    for f, batch in steps:
+        stored[f.name] += [c["data"]["name"] for c in batch.items]
+        seen[f.name].update(c["data"]["name"] for c in batch.items)
+        polls[f.name].append(clock.now)
+        if plan.strain is not None:
+            strained.append(plan.strain)
         if clock.now > 1000.0 + seconds:
             break
     everything = {n: [p["data"]["name"] for p in listings[n].posts] for n in rates}
-    return {"calls": calls, "stored": stored, "all": everything, "worst": window.worst}
+    return {
+        "calls": calls,
+        "stored": stored,
+        "all": everything,
+        "worst": reddit.worst,
+        "fills": {f.name: f.schedule.fill for f in follows},
+        "polls": polls,
+        "strain": strained,
+        "spare": spent,
+    }
+
+
+def captured(run: dict[str, Any], name: str, reach: int = 1000) -> float:
+    """The share of `name`'s items stored, leaving out the newest `reach`, which a run
+    stopped at any moment has not necessarily had a chance to fetch."""
+    stored, made = run["stored"][name], run["all"][name][:-reach]
+    assert len(stored) == len(set(stored))  # nothing twice
+    return len(set(made) & set(stored)) / max(1, len(made))
 
 
 def test_one_budget_is_split_between_listings_by_how_fast_each_moves() -> None:
-    # r/all's pace, about 50 comments/s against 10 posts/s, with 1 request/s to spend.
-    run = follow_two({"posts": 10.0, "comments": 50.0}, budget=600, seconds=1200)
+    # 10 posts/s and 50 comments/s with 1 request/s to spend: both fill their pages alike,
+    # so the requests split as the items do.
+    run = follow({"posts": 10.0, "comments": 50.0}, budget=600, seconds=1200)
     calls = run["calls"]
     assert 4.5 <= calls["comments"] / calls["posts"] <= 5.5, calls  # 4.0 first-come
     assert run["worst"] <= 600  # never over the window
-    for name in ("posts", "comments"):
-        stored, made = run["stored"][name], run["all"][name]
-        assert len(stored) == len(set(stored))  # nothing twice
-        assert set(made[: len(made) - 1000]) <= set(stored)  # nothing the listing still had
+    assert captured(run, "posts") == captured(run, "comments") == 1.0
+
+
+def test_pages_fill_as_the_budget_tightens_at_r_all_volume() -> None:
+    # Reddit's own budget, r/all's own pace, two windows and more, 30 ms a request.
+    rates = {"posts": 17.0, "comments": 132.0}
+    run = follow(rates, budget=1000, seconds=1500, latency=0.03)
+    items = sum(len(v) for v in run["stored"].values())
+    assert captured(run, "posts") >= 0.999 and captured(run, "comments") >= 0.999
+    assert 1000 * sum(run["calls"].values()) / items <= 11.0, run["calls"]
+    assert run["worst"] <= 1000 and not run["strain"]
+    # A smaller window at the same rate a second behaves alike.
+    small = follow(rates, budget=100, seconds=400, window=60.0, latency=0.03)
+    assert captured(small, "comments") >= 0.999 and small["worst"] <= 100
+
+
+def test_an_ample_budget_keeps_polls_at_half_a_page() -> None:
+    run = follow({"posts": 10.0, "comments": 50.0}, budget=10_000, seconds=600)
+    assert run["fills"] == {"posts": 50.0, "comments": 50.0}  # lowest latency
+    posts = run["polls"]["posts"]
+    assert 4.0 <= (posts[-1] - posts[10]) / (len(posts) - 11) <= 6.0  # 50 posts at 10/s
+
+
+def test_a_budget_that_binds_hard_starves_no_listing() -> None:
+    # 24 requests a minute for 5 posts/s and 25 comments/s: about 80% of the budget with
+    # full pages. No listing waits near its end while the other's polls come back
+    # mostly empty (the split by pace of 1.x left comments unpolled for 31 s while each
+    # post poll found 13 posts).
+    rates = {"posts": 5.0, "comments": 25.0}
+    run = follow(rates, budget=24, window=60.0, seconds=1800)
+    assert captured(run, "posts") == captured(run, "comments") == 1.0
+    for name, rate in rates.items():
+        times = run["polls"][name][5:]
+        assert max(b - a for a, b in zip(times, times[1:])) < 0.9 * 1000 / rate, name
+        assert len(run["stored"][name]) / run["calls"][name] >= 70, name  # items a request
+    assert run["worst"] <= 24 and not run["strain"]
+
+
+def test_a_budget_that_cannot_hold_the_listings_is_reported_with_the_share_lost() -> None:
+    run = follow({"posts": 17.0, "comments": 132.0}, budget=50, window=60.0, seconds=600)
+    strain = run["strain"][-1]
+    assert strain.allowed == pytest.approx(50 / 60)
+    assert strain.need > strain.allowed and 0.3 < strain.lost < 0.6  # about 44% of items
+    assert captured(run, "posts") == 1.0  # the cheap listing is kept whole
+    assert run["worst"] <= 50
 
 
 def test_a_quiet_listing_is_not_starved_by_a_busy_one() -> None:
-    run = follow_two({"posts": 0.0, "comments": 8.0}, budget=60, seconds=3600)
-    assert run["calls"]["posts"] >= 3600 / 31  # polled about every 30 s, its longest wait
+    # 60 requests a 10 minutes cannot hold 8 comments/s and a poll of the quiet listing
+    # every 30 s: the quiet one is polled less often, but never waits a window out (its
+    # wait used to be figured from the spent window's spread: 48 minutes).
+    run = follow({"posts": 0.0, "comments": 8.0}, budget=60, seconds=3600)
+    times = run["polls"]["posts"]
+    assert max(b - a for a, b in zip(times, times[1:])) < 300.0
     assert run["worst"] <= 60
+
+
+def test_a_page_of_new_posts_that_follows_the_stored_ids_needs_no_catch_up() -> None:
+    h = Harness()
+    h.listing.add(100)
+    h.poll()
+    h.listing.add(100)  # exactly a page: every id after the newest stored one
+    batch, _ = h.poll()
+    assert batch.pages == 1 and len(batch.items) == 100
+    h.listing.add(101)
+    batch, _ = h.poll()
+    assert batch.pages == 2 and len(batch.items) == 101  # one id short: catch up
+
+
+def test_comment_ids_prove_nothing_so_a_full_page_is_caught_up() -> None:
+    h = Harness(sequential=False)
+    h.listing.add(100)
+    h.poll()
+    h.listing.add(100)
+    batch, _ = h.poll()
+    assert batch.pages == 2 and len(batch.items) == 100
+
+
+def test_the_margin_widens_when_polls_overflow_and_narrows_when_they_fit() -> None:
+    schedule = PollSchedule(min_interval=1.0)
+    schedule.observe(100, 1.0)
+    schedule.fill = 195.0
+    start = schedule.margin
+    schedule.fitted(3, 1.9)  # planned 2 pages for 190 items; took 3
+    assert schedule.margin > start
+    widened = schedule.margin
+    schedule.fitted(3, 2.5)  # 250 expected: 3 pages was right, whatever the fill
+    schedule.fitted(2, 1.9)
+    assert schedule.margin < widened
+
+
+def test_the_bucket_lets_listings_due_together_go_together_then_spreads() -> None:
+    clock = Clock()
+    budget = Budget(clock, burst=3.0)
+    budget.update(RateInfo(used=0.0, remaining=600.0, reset=600.0))  # 1 a second
+    waits = []
+    for _ in range(6):
+        waits.append(budget.wait())
+        clock.sleep(waits[-1])
+        budget.spend()
+        budget.update(RateInfo(used=0.0, remaining=600.0, reset=600.0))
+    assert waits[:3] == [0.0, 0.0, 0.0] and waits[3:] == pytest.approx([1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize(
+    ("rates", "budget"),
+    [({"posts": 10.0}, 1000), ({"posts": 17.0, "comments": 132.0}, 1000)],
+    ids=["ample", "r-all"],
+)
+def test_spare_requests_never_cost_the_listings_an_item(
+    rates: dict[str, float], budget: int
+) -> None:
+    alone = follow(rates, budget=budget, seconds=1500, latency=0.03)
+    shared = follow(rates, budget=budget, seconds=1500, latency=0.03, spare=True)
+    assert shared["worst"] <= budget  # never over the window, spare requests included
+    for run in (alone, shared):
+        items = sum(len(v) for v in run["stored"].values())
+        assert 1000 * sum(run["calls"].values()) / items <= 11.0 if len(rates) > 1 else True
+        for name in rates:
+            assert captured(run, name) == 1.0
+    spare, whole = len(shared["spare"]), 1500 * budget / 600
+    if len(rates) == 1:  # ample: the spare is most of the budget
+        assert spare > 0.5 * whole
+    else:  # r/all: about a tenth of the budget is left
+        assert 0.02 * whole < spare < 0.15 * whole

@@ -15,10 +15,10 @@ import sys
 import praw
 
 
-def main() -> int:
-    db, url = sys.argv[1], sys.argv[2]
+def connect(url: str) -> praw.Reddit:
+    """PRAW pointed at the fake Reddit at `url`, stopping cleanly on SIGTERM."""
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    reddit = praw.Reddit(
+    return praw.Reddit(
         client_id="test-client",
         client_secret="test-secret",
         user_agent="linux:praw-peer:v1 (redpipe soak)",
@@ -26,6 +26,11 @@ def main() -> int:
         reddit_url=url,
         check_for_updates=False,
     )
+
+
+def main() -> int:
+    db, url = sys.argv[1], sys.argv[2]
+    reddit = connect(url)
     conn = sqlite3.connect(db)
     conn.execute("CREATE TABLE IF NOT EXISTS posts (fullname TEXT, title TEXT)")
     for post in reddit.subreddit("all").stream.submissions(exception_handler=lambda exc: None):

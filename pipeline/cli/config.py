@@ -12,11 +12,10 @@ from typing import Any, Union
 from urllib.parse import urlsplit
 
 from .. import __version__
-from ..errors import UsageError
+from ..errors import CREDENTIALS_HINT, AuthError, UsageError
 from ..transform.tables import COMMENTS, POSTS, Table, choose
 
 OAUTH_BASE = "https://oauth.reddit.com"
-PUBLIC_BASE = "https://www.reddit.com"
 # Reddit's documented form is <platform>:<app id>:<version> (by /u/<user>); generic
 # agents are throttled hard, so the default names the tool and its version.
 DEFAULT_USER_AGENT = f"{sys.platform}:redpipe:v{__version__} (SQLite archiver)"
@@ -52,6 +51,15 @@ class StreamConfig:
     verbosity: int  # -1 quiet, 0 normal, 1 verbose
     tables: tuple[Table, ...]  # posts, and comments with --comments
     api: Api
+    refresh: Revisit | None = None  # with --refresh
+
+
+@dataclass(frozen=True)
+class Revisit:
+    """Which stored items a refresh checks again, and whether it purges deleted ones."""
+
+    older_than: float
+    purge_deleted: bool
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,11 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         )
     posts, comments = tables(args)
     max_records = args["--max-records"]
+    revisit = None
+    if args.get("--refresh"):
+        if database == "-":
+            raise UsageError("--refresh needs a database file, not -")
+        revisit = Revisit(age(args.get("--older-than") or "36h"), bool(args.get("--purge-deleted")))
     return StreamConfig(
         database=database,
         subreddits=subreddits(args["--subreddit"]),
@@ -105,6 +118,7 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         verbosity=verbosity,
         tables=(posts, comments) if args.get("--comments") else (posts,),
         api=api(args, environ),
+        refresh=revisit,
     )
 
 
@@ -133,17 +147,22 @@ def api(args: Mapping[str, Any], environ: Mapping[str, str]) -> Api:
         missing = ENV_SECRET if client_id else ENV_ID
         raise UsageError(f"{missing} is not set; set both {ENV_ID} and {ENV_SECRET}, or neither")
     credentials = (client_id, secret) if client_id else None
-    base = args["--base-url"] or (OAUTH_BASE if credentials else PUBLIC_BASE)
     user_agent = args["--user-agent"] or DEFAULT_USER_AGENT
     if len(user_agent.strip()) < 7 or any(ch in user_agent for ch in "\r\n"):
         raise UsageError("--user-agent must be a descriptive one-line string")
-    return Api(
-        base_url=_url(base, "--base-url"),
+    config = Api(
+        base_url=_url(args["--base-url"] or OAUTH_BASE, "--base-url"),
         auth_url=_url(args["--auth-url"], "--auth-url"),
         user_agent=user_agent.strip(),
         timeout=_positive(args["--timeout"], "--timeout", float),
         credentials=credentials,
     )
+    if credentials is None and not args["--base-url"]:
+        # Reddit has refused requests without OAuth since May 2026. Asking anyway would
+        # learn it only from a 403, after the database was made, or never while the
+        # network is down. A root the user names (a mirror) may serve without them.
+        raise AuthError(f"Reddit's API needs credentials: {CREDENTIALS_HINT}")
+    return config
 
 
 def age(value: str, option: str = "--older-than") -> float:

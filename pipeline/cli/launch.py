@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
-from ..errors import EXIT_OK, OutputClosed, RedpipeError
+from ..errors import EXIT_OK, DatabaseBusy, OutputClosed, RedpipeError
 from .config import Api, RefreshConfig, ReplayConfig, StreamConfig
 from .console import Console, log
 from .report import DumpProgress, Reporter, Stats
@@ -17,7 +18,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ..commands.context import Context
     from ..commands.refresh import Counts as RefreshCounts
     from ..commands.replay import Counts as ReplayCounts
-    from ..sinks.base import Sink
+    from ..sinks.base import Archive, Sink
+    from ..sources.listing import Sleep
+    from ..sources.pacing import Budget
     from ..sources.reddit import RedditClient
 
 # Problems and progress are reported this often when stderr is not a terminal.
@@ -61,20 +64,45 @@ def _start(sink: Sink, config: StreamConfig) -> str:
     return f"archiving {what} into {sink.where} ({held} stored already)"
 
 
+def _sink(config: StreamConfig) -> tuple[Sink, Archive | None]:
+    """The stream's sink, prepared and claimed, and the same as an archive for --refresh.
+    A refresh of the same database running already is waited for: both would spend the
+    one client's budget."""
+    from ..sinks import open_archive, open_sink
+
+    archive = None
+    if config.refresh is None:
+        sink = open_sink(config.database, config.tables, stdout=sys.stdout.buffer)
+    else:
+        from ..transform.tables import revisited
+
+        sink = archive = open_archive(config.database, command="stream")
+        try:
+            archive.prepare([revisited(t) for t in config.tables])
+        except BaseException:
+            archive.close()
+            raise
+    waited = False
+    while not sink.claim("stream"):
+        if not waited:
+            log.warning("%s: waiting for the refresh running on it to end", sink.where)
+            waited = True
+        time.sleep(1.0)
+    return sink, archive
+
+
 def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
     from ..commands.stream import stream as follow
     from ..runtime.heap import return_large_blocks
-    from ..sinks import open_sink
 
     return_large_blocks()
     clock = time.monotonic
     console = Console(stderr, config.verbosity, clock)
-    stats = Stats(started=clock())
     period = LOG_PERIOD if console.live is None and not console.quiet else None
-    reporter = Reporter(stats, log, clock, live=console.live, period=period)
+    reporter = Reporter(Stats(started=clock()), log, clock, live=console.live, period=period)
     sink = client = None
     try:
-        sink = open_sink(config.database, config.tables, stdout=sys.stdout.buffer)
+        sink, archive = _sink(config)
         client = _client(config.api)
         log.info("%s", _start(sink, config))
         follow(
@@ -84,9 +112,11 @@ def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
             subreddits=config.subreddits,
             interval=config.interval,
             max_records=config.max_records,
-            context=_context(shutdown),
+            context=(context := _context(shutdown)),
             on_batch=reporter.batch,
             on_problem=reporter.problem,
+            on_strain=reporter.strain,
+            spare=_spare(config, archive, client, context, reporter),
         )
         status = EXIT_OK
     except (StopRequested, OutputClosed):
@@ -97,10 +127,40 @@ def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
         status = exc.exit_code
     finally:
         _close(shutdown, client, sink)
-    reporter.close()
+        reporter.close()
     if not console.quiet and sink is not None:
-        stderr.write(f"redpipe: stopped{shutdown.why}: {stats.summary(clock())}\n")
+        stderr.write(_summary(reporter, shutdown.why, clock()))
     return status
+
+
+def _summary(reporter: Reporter, why: str, now: float) -> str:
+    """What a stream says as it ends: what it stored and, with --refresh, checked."""
+    lines = [f"stopped{why}: {reporter.stats.summary(now)}", *reporter.pace.lines()]
+    return "".join(f"redpipe: {line}\n" for line in lines)
+
+
+def _spare(
+    config: StreamConfig,
+    archive: Archive | None,
+    client: RedditClient,
+    context: Context,
+    reporter: Reporter,
+) -> Callable[[Budget], Iterator[Sleep | None]] | None:
+    """With --refresh, the refresh the stream does on the requests its listings leave."""
+    if config.refresh is None or archive is None:
+        return None
+    from ..commands.spare import refreshing
+
+    return refreshing(
+        archive,
+        client,
+        config.tables,
+        older_than=config.refresh.older_than,
+        purge=config.refresh.purge_deleted,
+        context=context,
+        on_problem=reporter.problem,
+        on_progress=reporter.refreshed,
+    )
 
 
 def _stopped(command: str, exc: BaseException, console: Console) -> int:
@@ -154,6 +214,19 @@ def replay(config: ReplayConfig, stderr: TextIO, shutdown: Shutdown) -> int:
         _close(shutdown, None, sink)
 
 
+def _claimed(archive: Archive) -> Archive:
+    """`archive`, unless a stream follows it: a refresh beside it would spend the same
+    client's budget and push the stream into losses."""
+    if not archive.claim("refresh"):
+        archive.close()
+        raise DatabaseBusy(
+            f"{archive.where}: a stream is following this database, and a refresh beside "
+            "it would spend the same client's budget; give the stream --refresh instead, "
+            "or stop it first"
+        )
+    return archive
+
+
 def refresh(config: RefreshConfig, stderr: TextIO, shutdown: Shutdown) -> int:
     from ..commands.refresh import refresh as revisit
     from ..sinks import open_archive
@@ -172,7 +245,7 @@ def refresh(config: RefreshConfig, stderr: TextIO, shutdown: Shutdown) -> int:
 
     sink = client = None
     try:
-        sink = open_archive(config.database, command="refresh", create=False)
+        sink = _claimed(open_archive(config.database, command="refresh", create=False))
         client = _client(config.api)
         revisit(
             sink,

@@ -35,12 +35,15 @@ Options:
   --comment-fields LIST
                       The same for the comments table.
   --raw               Also keep each item's whole JSON in a column named raw.
-  --older-than AGE    refresh: items created, and last checked, longer ago
-                      than AGE, in s, m, h or d [default: 36h].
-  --purge-deleted     refresh: set to NULL the text and author of every item
-                      its author deleted, as Reddit's terms require.
-  --base-url URL      API root. Default: https://oauth.reddit.com with
-                      credentials, https://www.reddit.com without them.
+  --refresh           Also do what refresh does, in this process, with only
+                      the requests the listings do not need.
+  --older-than AGE    refresh, --refresh: items created, and last checked,
+                      longer ago than AGE, in s, m, h or d [default: 36h].
+  --purge-deleted     refresh, --refresh: set to NULL the text and author of
+                      every item its author deleted, as Reddit's terms require.
+  --base-url URL      API root (default: https://oauth.reddit.com). Without
+                      credentials redpipe runs only with a root given here,
+                      such as a mirror that serves without them.
   --auth-url URL      Where OAuth tokens come from
                       [default: https://www.reddit.com].
   --user-agent UA     User-Agent sent with every request
@@ -78,10 +81,11 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from .. import __version__
-from ..errors import EXIT_OK, EXIT_USAGE, RedpipeError
+from ..errors import EXIT_OK, EXIT_USAGE, RedpipeError, UsageError
 from .signals import Shutdown, StopRequested
 
-# The options only refresh takes, and those that every command talking to Reddit takes.
+# The options only refresh (and a stream with --refresh) takes, and those that every
+# command talking to Reddit takes.
 REFRESH_ONLY = frozenset(("--older-than", "--purge-deleted"))
 REQUESTS = frozenset(
     ("--base-url", "--auth-url", "--user-agent", "--timeout", "--verbose", "--quiet")
@@ -114,7 +118,8 @@ def defaults() -> dict[str, Any]:
 def _stray(args: dict[str, Any], command: str) -> str | None:
     """The first option given that `command` does not take."""
     given = defaults()
-    takes = TAKES.get(command, frozenset(given) - REFRESH_ONLY)
+    stream = frozenset(given) - (frozenset() if args.get("--refresh") else REFRESH_ONLY)
+    takes = TAKES.get(command, stream)
     stray = [k for k, v in args.items() if k.startswith("--") and k not in takes and v != given[k]]
     return stray[0] if stray else None
 
@@ -125,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "replay" if args["replay"] else "refresh" if args["refresh"] else ""
     stray = _stray(args, command)
     if stray:
-        what = f"{command} takes no" if command else "only refresh takes"
+        what = f"{command} takes no" if command else "only refresh and --refresh take"
         sys.stderr.write(f"redpipe: error: {what} {stray}\n")
         return EXIT_USAGE
     shutdown = Shutdown()
@@ -145,8 +150,9 @@ def _command(command: str, args: dict[str, Any], stderr: TextIO, shutdown: Shutd
     try:
         config = from_args(args, os.environ)
     except RedpipeError as exc:
-        usage = __doc__.split("\n\n")[1]
-        stderr.write(f"redpipe: error: {exc}\n" + ("" if command else f"{usage}\n"))
+        # The usage text helps with a mistyped stream argument, not with missing credentials.
+        usage = __doc__.split("\n\n")[1] if isinstance(exc, UsageError) and not command else ""
+        stderr.write(f"redpipe: error: {exc}\n" + (f"{usage}\n" if usage else ""))
         return exc.exit_code
     if isinstance(config, StreamConfig):
         return launch.stream(config, stderr, shutdown)

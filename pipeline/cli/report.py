@@ -11,12 +11,18 @@ from typing import TYPE_CHECKING, Callable
 
 from ..errors import TransientError
 from .console import LiveLine
+from .pace import STRAIN_EVERY, RefreshPace, strain_message
 
 if TYPE_CHECKING:  # pragma: no cover
+    from ..commands.spare import Backlog
     from ..sources.listing import Batch, Gap
+    from ..sources.scheduler import Strain
 
 # Problems of one kind are logged at most once per this many seconds.
 PROBLEM_QUIET = 60.0
+# Tables whose ids count up, as Reddit's post ids do, so two ids bound how many items lie
+# between them. Comment ids have not since 2026: a comment gap is told by its ends only.
+COUNTED_BY_ID = frozenset({"posts"})
 _NUMBERS = re.compile(r"\d+(?:\.\d+)?")
 
 
@@ -39,9 +45,12 @@ class Stats:
     pages: int = 0
     problems: int = 0
     gaps: int = 0
-    possibly_missing: int = 0
+    # Per table with a gap: the most its gaps may have lost, or None when that cannot
+    # be told (any comment gap, or a post gap whose ids were not both known).
+    missing: dict[str, int | None] = field(default_factory=dict)
     last_problem: str | None = None
     last_problem_at: float = 0.0
+    refresh: str = ""  # the live line's part about --refresh
     _quiet_until: dict[str, float] = field(default_factory=dict)
     _suppressed: dict[str, int] = field(default_factory=dict)
 
@@ -53,6 +62,21 @@ class Stats:
         # Rows the database ignored were stored meanwhile by another writer.
         self.seen_again += batch.seen_again + (offered - stored)
 
+    def add_gap(self, gap: Gap, table: str) -> None:
+        self.gaps += 1
+        bound = gap.up_to if table in COUNTED_BY_ID else None
+        so_far = self.missing.get(table, 0)
+        self.missing[table] = None if bound is None or so_far is None else so_far + bound
+
+    def _missing(self) -> str:
+        """What the gaps may have lost, e.g. "up to 350 posts and an unknown number of
+        comments missing"."""
+        parts = [
+            f"an unknown number of {table}" if n is None else f"up to {n:,} {table}"
+            for table, n in sorted(self.missing.items(), reverse=True)  # posts first
+        ]
+        return " and ".join(parts) + " missing"
+
     def rate(self, now: float) -> float:
         return self.stored / max(now - self.started, 1e-9)
 
@@ -62,7 +86,8 @@ class Stats:
             f" | polls {self.polls:,}"
         )
         if self.gaps:
-            text += f" | gaps {self.gaps} (up to {self.possibly_missing:,} missing)"
+            text += f" | gaps {self.gaps} ({self._missing()})"
+        text += self.refresh
         if self.last_problem:
             ago = _duration(now - self.last_problem_at)
             text += f" | last problem {ago} ago: {self.last_problem}"
@@ -78,23 +103,27 @@ class Stats:
             f" {self.problems:,} problems"
         )
         if self.gaps:
-            noun = "posts" if set(self.stored_by) <= {"posts"} else "items"
-            text += f", {self.gaps} gaps (up to {self.possibly_missing:,} {noun} missing)"
+            gaps = "1 gap" if self.gaps == 1 else f"{self.gaps:,} gaps"
+            text += f", {gaps} ({self._missing()})"
         return text
 
 
-def gap_message(gap: Gap, noun: str = "posts") -> str:
+def gap_message(gap: Gap, table: str = "posts") -> str:
+    """One line: which items of `table` may be missing, between which two and when; for
+    posts, also how many at most."""
+
     def when(utc: float | None) -> str:
         return "?" if utc is None else time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(utc))
 
-    count = "an unknown number of" if gap.up_to is None else f"up to {gap.up_to:,}"
-    between = ""
+    what = table
+    if table in COUNTED_BY_ID:
+        count = "an unknown number of" if gap.up_to is None else f"up to {gap.up_to:,}"
+        what = f"{count} {table}"
+    created = f"created between {when(gap.older_utc)} and {when(gap.newer_utc)}"
     if gap.older_name and gap.newer_name:
-        between = f" after {gap.older_name} and before {gap.newer_name}"
-    return (
-        f"gap: {count} {noun}{between}, created between {when(gap.older_utc)} and "
-        f"{when(gap.newer_utc)}, may be missing; Reddit's listing no longer reaches back that far"
-    )
+        what += f" after {gap.older_name} and before {gap.newer_name},"
+        created += ","
+    return f"gap: {what} {created} may be missing; Reddit's listing no longer reaches back that far"
 
 
 class Reporter:
@@ -116,13 +145,29 @@ class Reporter:
         self._period = period
         self._next_report = clock() + (period or 0.0)
         self._stored_at_report = 0
+        self._next_strain = 0.0
+        self.pace = RefreshPace(clock)
 
     def batch(self, batch: Batch, offered: int, stored: int, table: str = "posts") -> None:
         self.stats.add_batch(batch, offered, stored, table)
         if batch.gap is not None:
-            self.stats.gaps += 1
-            self.stats.possibly_missing += batch.gap.up_to or 0
+            self.stats.add_gap(batch.gap, table)
             self._log.warning("%s", gap_message(batch.gap, table))
+        self._refresh()
+
+    def strain(self, strain: Strain) -> None:
+        now = self._clock()
+        if now >= self._next_strain:
+            self._log.warning("%s", strain_message(strain))
+            self._next_strain = now + STRAIN_EVERY
+
+    def refreshed(self, backlog: Backlog) -> None:
+        now = self._clock()
+        self.pace.backlog = backlog
+        self.stats.refresh = self.pace.fragment(now)
+        behind = self.pace.behind(now, self.stats.stored)
+        if behind:
+            self._log.warning("%s", behind)
         self._refresh()
 
     def problem(self, exc: TransientError) -> None:

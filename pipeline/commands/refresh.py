@@ -84,6 +84,42 @@ def refresh(
         finished(table.name, counts)
 
 
+class Checker:
+    """What a check of one table needs: which columns to compare, how to build rows."""
+
+    def __init__(self, table: Table, *, purge: bool) -> None:
+        fields = dict(zip(table.columns, table.fields))
+        self.table = table
+        self.counters = [c for c, f in fields.items() if f in COUNTERS]
+        self.at = {c: i for i, c in enumerate(table.columns)}
+        self.build = table.row_builder()
+        self.wiped = (
+            [c for c, f in fields.items() if f not in KEEP_ON_PURGE or f == RAW_FIELD]
+            if purge
+            else []
+        )
+
+    def check(
+        self, sink: Archive, names: list[str], page: Page, counts: Counts, context: Context
+    ) -> None:
+        """Write what `page`, /api/info's answer for `names`, says of each of them."""
+        table = self.table
+        now = context.wall_clock()
+        fresh = {
+            row[0]: (row, child["data"])
+            for child in page.children
+            for row in self.build([child], now)
+        }
+        stored = sink.current(table.name, names, [*self.counters, "removed_how"])
+        changes = [
+            (name, _change(counts, fresh.get(name), old, self.counters, self.at, table.kind, now))
+            for name, old in stored.items()
+        ]
+        with context.critical():
+            sink.update(table.name, changes)
+        counts.checked += len(changes)
+
+
 def refresh_table(
     sink: Archive,
     table: Table,
@@ -95,31 +131,15 @@ def refresh_table(
     progress: Callable[[Counts], None],
 ) -> Counts:
     """Check every item of `table` created, and last checked, before `cutoff`."""
-    fields = dict(zip(table.columns, table.fields))
-    counters = [c for c, f in fields.items() if f in COUNTERS]
-    at = {c: i for i, c in enumerate(table.columns)}
-    build = table.row_builder()
+    checker = Checker(table, purge=purge)
     counts = Counts(due=sink.count_due(table.name, cutoff=cutoff))
     progress(counts)
     while names := sink.due(table.name, cutoff=cutoff, limit=BATCH):
-        page = info(names)
-        now = context.wall_clock()
-        fresh = {
-            row[0]: (row, child["data"]) for child in page.children for row in build([child], now)
-        }
-        stored = sink.current(table.name, names, [*counters, "removed_how"])
-        changes = [
-            (name, _change(counts, fresh.get(name), old, counters, at, table.kind, now))
-            for name, old in stored.items()
-        ]
-        with context.critical():
-            sink.update(table.name, changes)
-        counts.checked += len(changes)
+        checker.check(sink, names, info(names), counts, context)
         progress(counts)
-    if purge:
-        wiped = [c for c, f in fields.items() if f not in KEEP_ON_PURGE or f == RAW_FIELD]
+    if checker.wiped:
         with context.critical():
-            counts.purged = sink.purge_deleted(table.name, wiped)
+            counts.purged = sink.purge_deleted(table.name, checker.wiped)
     return counts
 
 

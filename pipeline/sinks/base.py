@@ -50,6 +50,11 @@ class Sink(Protocol):
 
     def count(self, table: str) -> int: ...
 
+    def claim(self, role: str) -> bool:
+        """Mark what this sink holds as followed by a running "stream", or as being checked
+        by a "refresh" that must not run beside one (both would spend one client's
+        budget). False if the other holds it; held until close."""
+
     def close(self) -> None: ...
 
 
@@ -79,5 +84,8 @@ class Archive(Sink, Protocol):
     def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
         """Set {column: value} per fullname, in one transaction."""
 
-    def purge_deleted(self, table: str, columns: Sequence[str]) -> int:
-        """Set `columns` to NULL for every item marked deleted by its author; how many."""
+    def purge_deleted(
+        self, table: str, columns: Sequence[str], fullnames: Sequence[str] | None = None
+    ) -> int:
+        """Set `columns` to NULL for every item marked deleted by its author (of
+        `fullnames` only, if given); how many."""

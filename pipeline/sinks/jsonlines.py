@@ -90,5 +90,8 @@ class JsonLines:
     def count(self, table: str) -> int:
         return self._count.get(table, 0)
 
+    def claim(self, role: str) -> bool:
+        return True  # nothing kept: nothing any other process could refresh
+
     def close(self) -> None:
         pass  # every batch was flushed when it was written

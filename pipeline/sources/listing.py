@@ -24,6 +24,7 @@ T = TypeVar("T")
 
 # Reddit's listings reach back about 1000 items: 10 pages of 100.
 MAX_PAGES = 10
+URGENT = 800  # items likely waiting: past this a listing is about to lose some
 
 
 @dataclass(frozen=True)
@@ -97,12 +98,15 @@ def fetch_retrying(
     backoff: Backoff,
     on_problem: Callable[[TransientError], None],
     urgent: bool = False,
+    spare: bool = False,
 ) -> Generator[Sleep, None, Page]:
-    """Sleeps until the page comes: waits for the budget, retries transient faults."""
+    """Sleeps until the page comes: waits for the budget (unless `spare`: the caller
+    asked Budget.surplus), retries transient faults."""
     while True:
         # Another listing may spend the budget while this one sleeps: ask again after.
-        while (delay := budget.wait(urgent=urgent)) > 0:
+        while not spare and (delay := budget.wait(urgent=urgent)) > 0:
             yield Sleep(delay)
+        budget.spend(spare=spare)
         try:
             page = fetch()
         except TransientError as exc:
@@ -149,7 +153,9 @@ class Listing:
     on_problem: Callable[[TransientError], None]
     max_pages: int = MAX_PAGES
     name: str = "posts"
+    sequential: bool = True  # ids in creation order (posts; comments since 2026 are not)
     last_poll: float | None = field(default=None, init=False)
+    _sent: float = field(default=0.0, init=False)
 
     def backlog(self, now: float) -> float:
         """How many new items are likely waiting: the claim this listing has on the next
@@ -159,15 +165,21 @@ class Listing:
             return math.inf  # never polled, or kept waiting its longest interval: first
         return (schedule.rate or 0.0) * (now - self.last_poll)
 
+    def _fetch(self, after: str | None) -> Page:
+        self._sent = self.clock()  # when the listing was read, not when we meant to
+        return self.fetch(after)
+
     def _get(self, after: str | None) -> Generator[Sleep, None, Page]:
-        # Catch-up pages race posts sliding off the listing's end: they do not wait for
-        # the even spread while the budget has requests to spare.
+        # Catch-up pages race posts sliding off the listing's end, and a listing kept
+        # waiting its longest interval (or near its end) is losing most by waiting: they
+        # do not wait for the even spread while the budget has requests to spare.
+        urgent = after is not None or self.backlog(self.clock()) >= URGENT
         return fetch_retrying(
-            lambda: self.fetch(after),
+            lambda: self._fetch(after),
             budget=self.budget,
             backoff=self.backoff,
             on_problem=self.on_problem,
-            urgent=after is not None,
+            urgent=urgent,
         )
 
     def steps(self) -> Iterator[Sleep | Batch]:
@@ -182,23 +194,38 @@ class Listing:
                 wait = self.last_poll + schedule.interval() - self.clock()
                 if wait > 0:
                     yield Sleep(wait)
-            poll_time = self.clock()
             page = yield from self._get(None)
+            poll_time = self._sent
             taken: set[str] = set()
             first = _Split(page.children, known, taken)
             new, seen_again, pages, gap = first.new, first.seen_again, 1, None
-            if have_history and page.children and not first.overlap:
+            if have_history and page.children and not first.overlap and not self._follows(page):
                 more, again, extra, gap = yield from self._catch_up(page, taken)
                 new += more
                 seen_again += again
                 pages += extra
             if self.last_poll is not None:
-                schedule.observe(len(new), poll_time - self.last_poll)
+                elapsed = poll_time - self.last_poll
+                schedule.fitted(pages, elapsed)
+                # Items lost to a gap arrived too: count them by the time the fetched
+                # ones span, or a listing that cannot keep up would seem to slow down.
+                arrived = len(new) if gap is None else round(_span_rate(new) * elapsed)
+                schedule.observe(max(len(new), arrived), elapsed)
             self.last_poll = poll_time
             if new:
                 have_history = True
             new.reverse()
             yield Batch(new, seen_again, pages, gap)
+
+    def _follows(self, page: Page) -> bool:
+        """Whether a page of nothing but new items holds every id since the newest
+        stored one, so that nothing can be missing below it and no catch-up is needed."""
+        stored = self.newest_stored() if self.sequential else None
+        ids = {_base36(n) for c in page.children if (n := _name(c)) is not None}
+        if stored is None or None in ids or len(ids) != len(page.children):
+            return False
+        lo = _base36(stored[0])
+        return lo is not None and ids == set(range(lo + 1, lo + 1 + len(ids)))
 
     def _catch_up(
         self, page: Page, taken: set[str]
@@ -233,51 +260,16 @@ class Listing:
         # fall off its bottom while we page (a burst on top pushes them past the reach),
         # and an anchor can vanish. Only the ids can clear it: when the oldest item in
         # hand directly follows the newest stored one, nothing can be between them.
-        gap = _gap(page.children + collected, self.newest_stored())
+        gap = _gap(page.children + collected, self.newest_stored(), self.sequential)
         return collected, seen_again, pages, None if gap.up_to == 0 else gap
 
 
-def interleave(
-    listings: Sequence[Listing],
-    *,
-    clock: Callable[[], float],
-    sleep: Callable[[float], None],
-) -> Iterator[tuple[Listing, Batch]]:
-    """Follow every listing in one thread, yielding (listing, batch) forever.
-
-    Whichever listing can go on soonest takes the next step. When several can (they all
-    waited for the same budget), the one with the most items likely waiting goes first,
-    so a spent budget is split by how fast each listing moves.
-    """
-    steps = [listing.steps() for listing in listings]
-    if len(listings) == 1:
-        for step in steps[0]:
-            if isinstance(step, Sleep):
-                sleep(step.seconds)
-            else:
-                yield listings[0], step
-        return
-    wake = [0.0] * len(listings)
-    while True:
-        now = clock()
-        ready = [i for i, t in enumerate(wake) if t <= now]
-        if not ready:
-            sleep(min(wake) - now)
-            continue
-        i = max(ready, key=lambda i: listings[i].backlog(now))
-        step = next(steps[i])
-        if isinstance(step, Sleep):
-            wake[i] = clock() + step.seconds
-        else:
-            yield listings[i], step
-
-
-def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:
+def _gap(fetched: list[Any], stored: tuple[str, float] | None, sequential: bool) -> Gap:
     named = [c for c in fetched if _name(c) is not None]
     oldest = named[-1] if named else None
     oldest_name, newer_utc = _name(oldest), _created(oldest)
     up_to = None
-    if stored is not None and oldest_name is not None:
+    if sequential and stored is not None and oldest_name is not None:
         hi, lo = _base36(oldest_name), _base36(stored[0])
         if hi is not None and lo is not None and hi > lo:
             up_to = hi - lo - 1
@@ -288,3 +280,12 @@ def _gap(fetched: list[Any], stored: tuple[str, float] | None) -> Gap:
         oldest_name,
         stored[0] if stored else None,
     )
+
+
+def _span_rate(items: list[Any]) -> float:
+    """Items a second, from the creation times of a run of consecutive items."""
+    times = [t for c in items if (t := _created(c)) is not None]
+    if len(times) < 2:
+        return 0.0
+    # Creation times have a resolution of a second: a run within one counts as a second.
+    return len(times) / max(1.0, max(times) - min(times))

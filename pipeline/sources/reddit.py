@@ -8,16 +8,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..errors import ApiError, AuthError, BadResponse, RateLimited, ServerError
+from ..errors import (
+    CREDENTIALS_HINT,
+    ApiError,
+    AuthError,
+    BadResponse,
+    RateLimited,
+    ServerError,
+)
 from .pacing import RateInfo, rate_info, retry_after
 from .transport import Request, Response, Transport, make_transport
 
 log = logging.getLogger(__name__)
 
-CREDENTIALS_HINT = (
-    "set REDPIPE_CLIENT_ID and REDPIPE_CLIENT_SECRET to a Reddit app's id and secret "
-    "(see README: 'Reddit API credentials')"
-)
 # A token is renewed this long before Reddit says it expires, so a request never
 # races the expiry.
 TOKEN_MARGIN = 60.0
@@ -62,8 +65,9 @@ def parse_listing(resp: Response, what: str) -> Page:
 class RedditClient:
     """Fetches listing pages, holding an app-only token when credentials are given.
 
-    Without credentials it asks the public `.json` endpoint, which Reddit has refused
-    with a 403 block page since May 2026; that 403 becomes an AuthError at once.
+    Without credentials it asks the public `.json` endpoint. The edge allows that only
+    for a base URL the user gave (a mirror may serve without them): Reddit itself has
+    refused it with a 403 block page since May 2026, and that 403 becomes an AuthError.
     """
 
     def __init__(

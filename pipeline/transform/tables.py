@@ -183,3 +183,8 @@ def as_stored(table: Table, stored: Stored) -> Table:
         fields=tuple(stored.fields[c] for c in kept),
         bookkeeping=BOOKKEEPING,
     )
+
+
+def revisited(table: Table) -> Table:
+    """`table` with the columns refresh keeps, for a stream that refreshes as it goes."""
+    return replace(table, bookkeeping=BOOKKEEPING)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
@@ -55,6 +57,7 @@ class SqliteSink:
         self.tables: dict[str, Table] = {}
         self._writes: dict[str, tuple[str, Callable[[Sequence[Row]], Sequence[Row]]]] = {}
         self._made: set[str] = set()
+        self._claim: int | None = None  # the descriptor claim() locks
 
     @property
     def connection(self) -> sqlite3.Connection | None:
@@ -161,20 +164,39 @@ class SqliteSink:
 
         self._transaction(apply, f"updating {table}")
 
-    def purge_deleted(self, table: str, columns: Sequence[str]) -> int:
+    def purge_deleted(
+        self, table: str, columns: Sequence[str], fullnames: Sequence[str] | None = None
+    ) -> int:
         if not columns:
             return 0
+        among, args = "", list(fullnames or ())
+        if fullnames is not None:
+            among = f"fullname IN ({','.join('?' * len(args))}) AND " if args else "0 AND "
 
         def purge(conn: sqlite3.Connection) -> int:
             before = conn.total_changes
             conn.execute(
                 f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in columns)} "
-                f"WHERE removed_how = 'deleted' AND "
-                f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})"
+                f"WHERE {among}removed_how = 'deleted' AND "
+                f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})",
+                args,
             )
             return conn.total_changes - before
 
         return self._transaction(purge, f"updating {table}")
+
+    def claim(self, role: str) -> bool:
+        # flock, not fcntl: SQLite's own locks are fcntl ones, which closing any other
+        # descriptor of the file would drop; flock locks are apart from them on Linux.
+        # The descriptor stays open until close(), after the connection is closed.
+        if self._claim is None:
+            self._claim = os.open(self.path, os.O_RDONLY)
+        mode = fcntl.LOCK_SH if role == "stream" else fcntl.LOCK_EX
+        try:
+            fcntl.flock(self._claim, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
 
     def _transaction(self, work: Callable[[sqlite3.Connection], T], doing: str) -> T:
         """`work` inside one BEGIN IMMEDIATE .. COMMIT; rolled back whole if anything fails."""
@@ -261,3 +283,6 @@ class SqliteSink:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+        if self._claim is not None:
+            os.close(self._claim)
+            self._claim = None
