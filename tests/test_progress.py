@@ -142,3 +142,23 @@ def test_a_replays_live_line_shows_progress_and_time_left_and_its_last_state() -
     live.clear()
     live.above("redpipe: done")
     assert out.getvalue().endswith("\r\x1b[Kredpipe: done\n")  # the cleared line stays gone
+
+
+def test_a_refresh_that_falls_behind_says_so_once_an_hour_with_the_figures() -> None:
+    from pipeline.cli.pace import RefreshPace
+    from pipeline.commands.refresh import Counts
+    from pipeline.commands.spare import Backlog
+
+    pace = RefreshPace(lambda: 0.0)
+    assert pace.fragment(5.0) == "" and pace.lines() == []  # no --refresh: nothing said
+    pace.backlog = Backlog({"posts": Counts(due=5000), "comments": Counts(due=0)})
+    assert pace.behind(10.0, stored=100) is None  # not an hour yet
+    pace.backlog.counts["posts"].checked = 4000
+    line = pace.behind(3600.0, stored=500_000)
+    assert line is not None and "checked 4,000 items in the last hour while 500,000" in line
+    assert "and 5,000 are due" in line
+    assert pace.behind(3700.0, stored=600_000) is None  # once an hour
+    pace.backlog.counts["posts"].checked = 800_000
+    assert pace.behind(7300.0, stored=700_000) is None  # this hour it kept up
+    assert pace.fragment(3600.0) == " | refresh 5,000 due, 800,000/h"
+    assert pace.lines()[0].startswith("refreshed posts: 800,000 checked")
