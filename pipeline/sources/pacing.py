@@ -19,8 +19,9 @@ PAGE = 100  # items a listing request returns at most
 SPARE_MARGIN, SPARE_GAP = 1.05, 0.25
 
 # How far below a whole number of pages a poll aims, in items: a steady feed earns the
-# least, a bursty one more (PollSchedule.fitted).
-MARGIN, MIN_MARGIN, MAX_MARGIN = 5.0, 2.0, 40.0
+# least, a bursty one more (PollSchedule.fitted). At most 15: wider margins make pages
+# so much emptier that r/all's two listings no longer fit the budget with full pages.
+MARGIN, MIN_MARGIN, MAX_MARGIN = 5.0, 2.0, 15.0
 
 
 @dataclass(frozen=True)
