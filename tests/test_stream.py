@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from pipeline.errors import ApiError, NetworkError, RateLimited, ServerError, TransientError
-from pipeline.sources.listing import Batch, Sleep, fetch_retrying
+from pipeline.sources.listing import Batch, Sleep, fetch_retrying, slept
 from pipeline.sources.listing import Listing as Follow
 from pipeline.sources.pacing import Backoff, Budget, PollSchedule, RateInfo
 from pipeline.sources.reddit import Page
@@ -661,3 +661,23 @@ def test_spare_requests_never_cost_the_listings_an_item(
         assert spare > 0.5 * whole
     else:  # r/all: about a tenth of the budget is left
         assert 0.02 * whole < spare < 0.15 * whole
+
+
+def test_a_spare_request_that_gets_a_429_waits_its_retry_after() -> None:
+    clock = Clock()
+    budget = Budget(clock)
+    budget.update(RateInfo(used=0.0, remaining=600.0, reset=600.0))
+    times: list[float] = []
+
+    def info() -> Page:
+        times.append(clock.now)
+        if len(times) == 1:
+            raise RateLimited("429", retry_after=5.0)
+        return Page([], None, NO_RATE)
+
+    steps = fetch_retrying(
+        info, budget=budget, backoff=Backoff(rng=random.Random(1)), on_problem=lambda e: None,
+        spare=True,
+    )  # fmt: skip
+    slept(steps, clock.sleep)
+    assert times[1] - times[0] >= 5.0  # the spare skips the bucket, never a hold

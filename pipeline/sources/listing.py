@@ -100,11 +100,11 @@ def fetch_retrying(
     urgent: bool = False,
     spare: bool = False,
 ) -> Generator[Sleep, None, Page]:
-    """Sleeps until the page comes: waits for the budget (unless `spare`: the caller
-    asked Budget.surplus), retries transient faults."""
+    """Sleeps until the page comes: waits for the budget (for a hold only if `spare`:
+    the caller asked Budget.surplus), retries transient faults."""
     while True:
         # Another listing may spend the budget while this one sleeps: ask again after.
-        while not spare and (delay := budget.wait(urgent=urgent)) > 0:
+        while (delay := budget.wait(urgent=urgent, spare=spare)) > 0:
             yield Sleep(delay)
         budget.spend(spare=spare)
         try:

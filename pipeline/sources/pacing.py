@@ -66,8 +66,8 @@ class Budget:
     same moment both go at once, rather than one waiting a whole spread and overflowing
     its page. Urgent requests (catch-up pages, racing items that are about to fall off
     the end of the listing) go at once while more than `reserve` requests remain (2% of
-    the window once its size is known, as 20 is of Reddit's 1,000); they
-    still draw on the bucket, so the spreading resumes well before the window runs dry.
+    the window once its size is known, as 20 is of Reddit's 1,000); they still draw on
+    the bucket, so the spreading resumes well before the window runs dry.
     """
 
     def __init__(self, clock: Callable[[], float], *, reserve: int = 20, burst: float = 3.0):
@@ -130,10 +130,13 @@ class Budget:
         """Send nothing for `seconds` (a 429's retry-after)."""
         self._held_until = max(self._held_until, self._clock() + seconds)
 
-    def wait(self, *, urgent: bool = False) -> float:
-        """Seconds to wait before the next request may go out."""
+    def wait(self, *, urgent: bool = False, spare: bool = False) -> float:
+        """Seconds to wait before the next request may go out. A `spare` one (see
+        surplus) waits only for a hold: a 429's retry-after, or a spent window."""
         now = self._fill()
         until = self._held_until
+        if spare:
+            return max(0.0, until - now)
         spare = self._remaining is not None and self._remaining > self.reserve
         if not (urgent and spare) and self._tokens < 1.0 and self._refill:
             # Never past the window's end: the next one starts with all its requests,
@@ -163,9 +166,9 @@ class Budget:
         own requests, which keep it near empty at r/all's pace, and a spare request that
         drew on it would push their next poll back."""
         now = self._fill()
-        if now < max(self._held_until, self._spare_next) or self._reset is None:
+        if now < max(self._held_until, self._spare_next):
             return False
-        if self._remaining is None:
+        if self._remaining is None or self._reset is None:
             return False
         extra = self._remaining - 1.0 - self.reserve / 2 - need * self._reset * SPARE_MARGIN
         # Spread too: what is spare is spent evenly until the reset, never in a burst.
