@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import loadstage  # noqa: E402
+from bench import loadstage, postgres  # noqa: E402
 from tests.fakereddit import FakeReddit  # noqa: E402
 from tests.pythons import interpreters  # noqa: E402
 
@@ -832,6 +832,7 @@ SECTIONS = [
     "memory",
     "startup",
     "size",
+    "postgres",
 ]  # fmt: skip (and "against", with --against)
 
 
@@ -891,6 +892,18 @@ def main() -> int:
         ("memory", "4. Memory", lambda: memory(args.pyz, 20000 if quick else 1_000_000)),
         ("startup", "5. Start-up", lambda: startup(args.pyz, 3 if quick else 7)),
         ("size", "7. Size and build", lambda: size_and_build(args.pyz)),
+        (
+            "postgres",
+            "9. PostgreSQL against SQLite (replay, stream latency, standby takeover)",
+            lambda: postgres.section(
+                args.pyz,
+                5000 if quick else 100_000,
+                20 if quick else 60,
+                10 if quick else WARM_UP,
+                2 if quick else postgres.KILLS,
+                args.runs,
+            ),
+        ),
     ]
     if args.against:
         plan.append((

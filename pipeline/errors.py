@@ -52,6 +52,16 @@ class DatabaseFull(DatabaseError):
     """The disk (or SQLite's size limit) is full; committed data is intact."""
 
 
+class DatabaseGone(DatabaseError):
+    """The database server went away (restarted, unreachable) and did not come back within
+    the sink's patience; what was committed is intact, the batch in flight is not stored."""
+
+
+class LeadLost(DatabaseError):
+    """Another process took over the stream this one led (its lease ran out while this one
+    could not renew it): stop polling and stand by."""
+
+
 class OutputClosed(RedpipeError):
     """Whoever read standard output has gone (`| head`): stop, as a pipe's writer does."""
 

@@ -85,3 +85,35 @@ def empty_python(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
         return python
 
     return make
+
+
+# A real PostgreSQL 15 server (tests/pgcluster.py): one a worker, started when first asked
+# for; a fresh database on it a test; or a server of a test's own, to stop or restart.
+
+from collections.abc import Iterator  # noqa: E402 - with the fixtures they serve
+
+from tests.pgcluster import Cluster, start_cluster  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """This worker's PostgreSQL server (each xdist worker is a session of its own)."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()
+
+
+@pytest.fixture
+def pg_database(pg_cluster: Cluster) -> Iterator[str]:
+    """The name of a fresh, empty database on pg_cluster, dropped (WITH (FORCE)) after."""
+    name = pg_cluster.create_database()
+    yield name
+    pg_cluster.drop_database(name)
+
+
+@pytest.fixture
+def private_cluster() -> Iterator[Cluster]:
+    """A PostgreSQL server of the test's own, to stop, restart or break; removed after."""
+    cluster = start_cluster()
+    yield cluster
+    cluster.close()

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from pipeline.cli.config import CREDENTIAL_FILES
+from pipeline.sinks.postgres.passwords import CREDENTIAL
+from pipeline.sinks.postgres.target import is_url, parse
 from tests.conftest import query
 from tests.fakereddit import FakeReddit
 
 UNIT = Path(__file__).resolve().parents[1] / "deploy" / "redpipe.service"
 TEXT = UNIT.read_text(encoding="utf-8")
 REFRESH = UNIT.with_name("redpipe-refresh.service")
-SERVICES = [UNIT, REFRESH]
+POSTGRES = UNIT.with_name("redpipe-postgres.service")
+SERVICES = [UNIT, REFRESH, POSTGRES]
 needs_systemd = pytest.mark.skipif(
     shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
 )
@@ -27,7 +30,7 @@ needs_systemd = pytest.mark.skipif(
 
 @needs_systemd
 def test_units_pass_systemd_analyze_verify() -> None:
-    names = [UNIT.name, REFRESH.name, "redpipe-refresh.timer"]
+    names = [UNIT.name, REFRESH.name, "redpipe-refresh.timer", POSTGRES.name]
     result = subprocess.run(["systemd-analyze", "verify", *names], cwd=UNIT.parent,
                             capture_output=True, text=True, check=False)  # fmt: skip
     assert result.returncode == 0 and not result.stdout + result.stderr, result.stderr
@@ -72,6 +75,46 @@ def test_unit_loads_the_credential_files_redpipe_reads() -> None:
     for line in ("DynamicUser=yes", "StateDirectory=redpipe", "CacheDirectory=redpipe",
                  "ProtectSystem=strict", "NoNewPrivileges=yes"):  # fmt: skip
         assert re.search(rf"^{re.escape(line)}$", TEXT, flags=re.M), line
+
+
+def test_the_postgres_unit_has_the_streams_sandbox_and_user() -> None:
+    stream, postgres = settings(UNIT), settings(POSTGRES)
+    sandbox = stream[stream.index("NoNewPrivileges=yes") : stream.index("TasksMax=16") + 1]
+    start = postgres.index("NoNewPrivileges=yes")
+    assert postgres[start : start + len(sandbox)] == sandbox
+    for line in ("DynamicUser=yes", "User=redpipe", "CacheDirectory=redpipe", "UMask=0077"):
+        assert line in postgres, line
+
+
+def test_the_postgres_unit_loads_every_secret_and_verifies_the_server(tmp_path: Path) -> None:
+    lines = settings(POSTGRES)
+    credentials = [x.split("=", 1)[1] for x in lines if x.startswith("LoadCredential=")]
+    loaded = {name: path for name, _, path in (x.partition(":") for x in credentials)}
+    assert set(CREDENTIAL_FILES.values()) | {CREDENTIAL} <= set(loaded)
+    assert not [x for x in lines if "PASSWORD" in x or "SECRET" in x]  # files, not variables
+    # The dynamic user cannot read /etc/redpipe: the CA comes as a credential too.
+    root = next(x for x in lines if x.startswith("Environment=PGSSLROOTCERT="))
+    assert root.split("=", 2)[2] in {f"%d/{name}" for name in loaded}
+    database = next(x for x in lines if x.startswith("ExecStart=")).split()[2]
+    target = parse(database, {}, home=str(tmp_path))
+    assert target.sslmode == "verify-full" and target.password is None
+    # A box that boots while the server is down gets exit 3, and must keep trying.
+    assert "Restart=always" in lines
+    prevented = next(x for x in lines if x.startswith("RestartPreventExitStatus="))
+    assert "3" not in prevented.split("=", 1)[1].split()
+
+
+def test_no_unit_holds_a_database_password(tmp_path: Path) -> None:
+    urls = [
+        (unit.name, url)
+        for unit in sorted(UNIT.parent.iterdir())
+        for url in re.findall(r"postgres(?:ql)?://\S+", unit.read_text(encoding="utf-8"))
+    ]
+    assert urls
+    for name, url in urls:
+        assert is_url(url), (name, url)
+        # parse() refuses a URL with a password in any of its forms (user:pw@, ?password=).
+        parse(url, {}, home=str(tmp_path))
 
 
 DOCKERFILE = UNIT.parents[1] / "Dockerfile"

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 from pipeline.cli import main as cli
+from pipeline.sinks.postgres.target import parse
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -44,3 +45,13 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
 
 def test_readme_build_command_is_build_sh() -> None:
     assert "./build.sh && ./redpipe.pyz posts.sqlite" in README
+
+
+def test_every_database_url_in_the_readmes_blocks_is_accepted(tmp_path: Path) -> None:
+    # Examples and log lines alike: no password in any, and only parameters redpipe takes.
+    # The usage text's postgresql://user@host[:port]/dbname is a pattern, not a URL.
+    found = re.findall(r"postgres(?:ql)?://[^\s'\"]+", "".join(code_blocks(README)))
+    urls = {url.rstrip(":;,.)") for url in found if "[" not in url and "..." not in url}
+    assert any("sslmode=verify-full" in url for url in urls)
+    for url in sorted(urls):
+        parse(url, {}, home=str(tmp_path))  # UsageError if not

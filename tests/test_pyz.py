@@ -308,7 +308,8 @@ try:
     runpy.run_path({pyz!r}, run_name="__main__")
 except SystemExit as exc:
     status = exc.code
-heavy = ("requests", "urllib3", "http", "ssl", "sqlite3", "json", "charset_normalizer")
+heavy = ("requests", "urllib3", "http", "ssl", "sqlite3", "json", "charset_normalizer", "pg8000",
+         "scramp")
 print(" ".join(sorted(m for m in sys.modules if m.split(".")[0] in heavy)), file=sys.stderr)
 sys.exit(status)
 """

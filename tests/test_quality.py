@@ -41,13 +41,14 @@ def test_each_answer_is_parsed_once() -> None:
         if "loads(" in line or "JSONDecoder" in line
     ]
     assert calls == [
+        "sinks/postgres/schema.py: return dict(json.loads(got[0][0]))",  # at open
         "sinks/sqlite/schema.py: return dict(json.loads(row[0])) if row else None",  # at open
         "sources/dumps.py: return json.loads(line)",  # a dump line, once
         "sources/reddit.py: return json.loads(resp.body)",  # an answer, once
     ], calls
 
 
-def test_only_the_sqlite_sink_imports_sqlite3_and_only_the_transport_http() -> None:
+def test_only_the_database_sinks_import_drivers_and_only_the_transport_http() -> None:
     # The stages stay visible: storage drivers in their sink, HTTP in the one transport.
     # ../shared/tools/structure.py checks the same, and more, where ../shared is at hand.
     found: dict[str, set[str]] = {}
@@ -63,8 +64,9 @@ def test_only_the_sqlite_sink_imports_sqlite3_and_only_the_transport_http() -> N
             )
             for name in names:
                 top = name.split(".")[0]
-                if top in ("sqlite3", "requests", "urllib3", "http"):
+                if top in ("sqlite3", "pg8000", "requests", "urllib3", "http"):
                     found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
     assert found["sqlite3"] <= {"pipeline/sinks/sqlite/schema.py", "pipeline/sinks/sqlite/sink.py"}
+    assert found["pg8000"] <= {"pipeline/sinks/postgres/connection.py"}
     network = found["http"] | found["requests"] | found.get("urllib3", set())
     assert network == {"pipeline/sources/transport.py"}

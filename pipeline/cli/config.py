@@ -68,6 +68,7 @@ class ReplayConfig:
     dumps: tuple[str, ...]
     tables: tuple[Table, Table]  # posts, comments
     verbosity: int
+    timeout: float = 20.0  # for a database server to answer
 
 
 @dataclass(frozen=True)
@@ -86,11 +87,11 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     """The command's config from docopt's dict and the environment; UsageError if unusable."""
     verbosity = 1 if args["--verbose"] else -1 if args["--quiet"] else 0
     if args.get("replay"):
-        dumps = tuple(args["<dump>"])
-        return ReplayConfig(args["<database>"], dumps, tables(args), verbosity)
+        return _replay(args, environ, verbosity)
     database = args["<database>"]
     if not database:
         raise UsageError("the database path is empty")
+    server(database, environ)
     if database == "replay":
         raise UsageError("replay needs a database and at least one dump file")
     if database == "refresh":
@@ -120,6 +121,22 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         api=api(args, environ),
         refresh=revisit,
     )
+
+
+def _replay(args: Mapping[str, Any], environ: Mapping[str, str], verbosity: int) -> ReplayConfig:
+    database, dumps = args["<database>"], tuple(args["<dump>"])
+    server(database, environ)
+    timeout = _positive(args["--timeout"], "--timeout", float)
+    return ReplayConfig(database, dumps, tables(args), verbosity, timeout)
+
+
+def server(database: str, environ: Mapping[str, str]) -> None:
+    """Refuse a PostgreSQL URL that is unusable as given (a password in it, say) before
+    anything is started; the sink reads it again when it connects."""
+    from ..sinks.postgres.target import is_url, parse
+
+    if is_url(database):
+        parse(database, environ)
 
 
 def tables(args: Mapping[str, Any]) -> tuple[Table, Table]:

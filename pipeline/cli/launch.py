@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, TextIO
 
 from ..errors import EXIT_OK, DatabaseBusy, OutputClosed, RedpipeError
+from . import standby
 from .config import Api, RefreshConfig, ReplayConfig, StreamConfig
 from .console import Console, log
 from .report import DumpProgress, Reporter, Stats
@@ -71,12 +72,13 @@ def _sink(config: StreamConfig) -> tuple[Sink, Archive | None]:
     from ..sinks import open_archive, open_sink
 
     archive = None
+    timeout = config.api.timeout
     if config.refresh is None:
-        sink = open_sink(config.database, config.tables, stdout=sys.stdout.buffer)
+        sink = open_sink(config.database, config.tables, stdout=sys.stdout.buffer, timeout=timeout)
     else:
         from ..transform.tables import revisited
 
-        sink = archive = open_archive(config.database, command="stream")
+        sink = archive = open_archive(config.database, command="stream", timeout=timeout)
         try:
             archive.prepare([revisited(t) for t in config.tables])
         except BaseException:
@@ -92,7 +94,6 @@ def _sink(config: StreamConfig) -> tuple[Sink, Archive | None]:
 
 
 def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
-    from ..commands.stream import stream as follow
     from ..runtime.heap import return_large_blocks
 
     return_large_blocks()
@@ -105,19 +106,8 @@ def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
         sink, archive = _sink(config)
         client = _client(config.api)
         log.info("%s", _start(sink, config))
-        follow(
-            sink,
-            client,
-            config.tables,
-            subreddits=config.subreddits,
-            interval=config.interval,
-            max_records=config.max_records,
-            context=(context := _context(shutdown)),
-            on_batch=reporter.batch,
-            on_problem=reporter.problem,
-            on_strain=reporter.strain,
-            spare=_spare(config, archive, client, context, reporter),
-        )
+        run = _runner(config, sink, archive, client, _context(shutdown), reporter)
+        standby.follow(sink, config, run, stored=lambda: reporter.stats.stored)
         status = EXIT_OK
     except (StopRequested, OutputClosed):
         status = EXIT_OK
@@ -131,6 +121,35 @@ def stream(config: StreamConfig, stderr: TextIO, shutdown: Shutdown) -> int:
     if not console.quiet and sink is not None:
         stderr.write(_summary(reporter, shutdown.why, clock()))
     return status
+
+
+def _runner(
+    config: StreamConfig,
+    sink: Sink,
+    archive: Archive | None,
+    client: RedditClient,
+    context: Context,
+    reporter: Reporter,
+) -> Callable[[int | None], None]:
+    """The stream itself, to run (again, after a standby spell) for up to N records."""
+    from ..commands.stream import stream as follow
+
+    def run(left: int | None) -> None:
+        follow(
+            sink,
+            client,
+            config.tables,
+            subreddits=config.subreddits,
+            interval=config.interval,
+            max_records=left,
+            context=context,
+            on_batch=reporter.batch,
+            on_problem=reporter.problem,
+            on_strain=reporter.strain,
+            spare=_spare(config, archive, client, context, reporter),
+        )
+
+    return run
 
 
 def _summary(reporter: Reporter, why: str, now: float) -> str:
@@ -203,7 +222,7 @@ def replay(config: ReplayConfig, stderr: TextIO, shutdown: Shutdown) -> int:
     console = Console(stderr, config.verbosity, time.monotonic, min_gap=0.5)
     sink = None
     try:
-        sink = open_archive(config.database, command="replay")
+        sink = open_archive(config.database, command="replay", timeout=config.timeout)
         # The comments table is made only when a dump holds comments.
         sink.prepare(config.tables, lazy=("comments",))
         load(sink, config.dumps, config.tables, _context(shutdown), _ReplayReport(console))
@@ -245,7 +264,10 @@ def refresh(config: RefreshConfig, stderr: TextIO, shutdown: Shutdown) -> int:
 
     sink = client = None
     try:
-        sink = _claimed(open_archive(config.database, command="refresh", create=False))
+        archive = open_archive(
+            config.database, command="refresh", create=False, timeout=config.api.timeout
+        )
+        sink = _claimed(archive)
         client = _client(config.api)
         revisit(
             sink,

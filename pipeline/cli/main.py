@@ -1,4 +1,4 @@
-"""redpipe: stream new Reddit posts (and comments) into a SQLite database, exactly once, forever.
+"""redpipe: stream new Reddit posts (and comments) into SQLite or PostgreSQL, exactly once, forever.
 
 Usage:
   redpipe.pyz <database> [options]
@@ -7,19 +7,24 @@ Usage:
   redpipe.pyz (-h | --help | --version)
 
 Arguments:
-  <database>          The SQLite file to create or continue. - writes each
+  <database>          The SQLite file to create or continue, or a PostgreSQL
+                      database as postgresql://user@host[:port]/dbname, with
+                      libpq's parameters if wanted (?sslmode=verify-full) but
+                      never a password (see PGPASSWORD below). - writes each
                       new item as one JSON line to standard output instead.
   replay              Load NDJSON dumps (Pushshift RS_/RC_ files, Arctic Shift
                       exports) into <database>, skipping items already there;
                       run it again to resume a stopped replay. Of the options
-                      it takes --fields, --comment-fields, --raw and -q.
+                      it takes --fields, --comment-fields, --raw, --timeout
+                      and -q.
   <dump>              A dump file: plain, .gz, .bz2, .xz, or .zst (Python
                       3.14+, or the zstandard package).
   refresh             Fetch stored posts and comments again once they are
                       older than --older-than, 100 a request: update scores
                       and comment counts, mark what was deleted or removed.
                       Takes --older-than, --purge-deleted and the request
-                      options (--base-url to -q).
+                      options (--base-url to -q). Refused beside a stream of
+                      the same database: give the stream --refresh instead.
 
 Options:
   --subreddit NAMES   Subreddits to follow, joined with + [default: all].
@@ -49,7 +54,9 @@ Options:
   --user-agent UA     User-Agent sent with every request
                       (default: <platform>:redpipe:v<version> (SQLite archiver)).
   --timeout SECONDS   Give up on a request that has not answered for this
-                      long, and retry it [default: 20].
+                      long, and retry it. Also how long a database server may
+                      take to accept a connection, unless the URL's
+                      connect_timeout or PGCONNECT_TIMEOUT is set [default: 20].
   -v, --verbose       Also log every request.
   -q, --quiet         Only errors: no progress, no summary.
   -h, --help          Show this text.
@@ -61,16 +68,29 @@ Environment:
                       passed as arguments, which other users can see in ps.
   CREDENTIALS_DIRECTORY
                       Where systemd's LoadCredential= put the files client-id
-                      and client-secret, used when the variables are unset.
+                      and client-secret, used when the variables are unset,
+                      and database-password, used when PGPASSWORD is unset.
+  PGPASSWORD, PGPASSFILE
+                      A postgresql:// database's password: PGPASSWORD, else
+                      the credential database-password, else the file that
+                      PGPASSFILE names (default: ~/.pgpass; ignored, with a
+                      warning, unless only its owner may use it: chmod 0600).
+  PGHOST, PGPORT, PGUSER, PGDATABASE, PGSSLMODE, PGSSLROOTCERT,
+  PGCONNECT_TIMEOUT, PGAPPNAME
+                      What the URL leaves out, as libpq reads them. sslmode
+                      is prefer unless set; verify-ca and verify-full need
+                      PGSSLROOTCERT or ~/.postgresql/root.crt.
   XDG_CACHE_HOME, CACHE_DIRECTORY
                       Where later starts find a compiled copy of this file
                       (default: ~/.cache/redpipe).
   REDPIPE_NO_CACHE    Set to anything: keep no compiled copy.
 
-Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage,
-3 database or output unusable, 4 credentials needed or refused, 5 Reddit refused
-the listing. A replay exits 2 for a dump it cannot open or read to its end. Any
-command exits 2 when its fields would pour another field into an existing column.
+Exit status: 0 done or stopped by SIGINT/SIGTERM, 1 unexpected failure, 2 usage
+(a password in the database URL too), 3 database or output unusable (a server
+unreachable at start, a login, database or write refused, a refresh beside a
+stream), 4 credentials needed or refused, 5 Reddit refused the listing. A replay
+exits 2 for a dump it cannot open or read to its end. Any command exits 2 when its
+fields would pour another field into an existing column.
 """
 
 from __future__ import annotations
@@ -91,7 +111,7 @@ REQUESTS = frozenset(
     ("--base-url", "--auth-url", "--user-agent", "--timeout", "--verbose", "--quiet")
 )
 TAKES = {
-    "replay": frozenset(("--fields", "--comment-fields", "--raw", "--quiet")),
+    "replay": frozenset(("--fields", "--comment-fields", "--raw", "--timeout", "--quiet")),
     "refresh": REFRESH_ONLY | REQUESTS,
 }
 
@@ -151,7 +171,12 @@ def _command(command: str, args: dict[str, Any], stderr: TextIO, shutdown: Shutd
         config = from_args(args, os.environ)
     except RedpipeError as exc:
         # The usage text helps with a mistyped stream argument, not with missing credentials.
-        usage = __doc__.split("\n\n")[1] if isinstance(exc, UsageError) and not command else ""
+        url = "://" in str(args.get("<database>") or "")  # a URL's fault is not the usage's
+        usage = (
+            __doc__.split("\n\n")[1]
+            if isinstance(exc, UsageError) and not command and not url
+            else ""
+        )
         stderr.write(f"redpipe: error: {exc}\n" + (f"{usage}\n" if usage else ""))
         return exc.exit_code
     if isinstance(config, StreamConfig):

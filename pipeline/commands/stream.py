@@ -10,7 +10,7 @@ from ..errors import TransientError
 from ..sinks.base import Sink
 from ..sources.listing import Batch, Listing, Sleep
 from ..sources.pacing import Backoff, Budget, PollSchedule
-from ..sources.reddit import RedditClient
+from ..sources.reddit import Page, RedditClient
 from ..sources.scheduler import Plan, Strain, interleave
 from ..transform.tables import Table
 from .context import Context
@@ -75,10 +75,17 @@ def _listing(
 ) -> Listing:
     """The listing of table `name` on r/`subreddits`, as the sink knows it."""
     path = PATHS[name].format(subreddits)
+    # Other streams may share the table: history is what this one's subreddits hold.
+    within = () if subreddits.lower() == "all" else tuple(subreddits.lower().split("+"))
+
+    def fetch(after: str | None) -> Page:
+        sink.confirm_lead()  # a standby that took over while this one slept polls alone
+        return client.listing(path, after=after)
+
     return Listing(
-        fetch=lambda after: client.listing(path, after=after),
+        fetch=fetch,
         known=lambda names: sink.known(name, names),
-        newest_stored=lambda: sink.newest(name),
+        newest_stored=lambda: sink.newest(name, within),
         clock=context.clock,
         schedule=PollSchedule(min_interval=interval),
         budget=budget,

@@ -29,10 +29,12 @@ class Checkpoint:
 
 class Sink(Protocol):
     """Where the stream's rows go. `where` names it in messages (never a secret);
-    `durable` says whether what it stores outlasts the run."""
+    `durable` says whether what it stores outlasts the run, `shared` whether processes on
+    other boxes may use it at once (standby streams, parallel replays and refreshes)."""
 
     where: str
     durable: bool
+    shared: bool
 
     def prepare(self, tables: Sequence[Table], *, lazy: Collection[str] = ()) -> None:
         """Get ready to hold `tables`, refusing what cannot be held (UsageError,
@@ -45,8 +47,10 @@ class Sink(Protocol):
     def known(self, table: str, fullnames: Sequence[str]) -> set[str]:
         """Which of `fullnames` are stored already."""
 
-    def newest(self, table: str) -> tuple[str, float] | None:
-        """The newest stored item's (fullname, created_utc), if any."""
+    def newest(self, table: str, within: Sequence[str] = ()) -> tuple[str, float] | None:
+        """The newest stored item's (fullname, created_utc), if any; of the subreddits
+        `within` names (lower case) only, if given and the table keeps the subreddit, so
+        that a stream of some subreddits is not misled by what another stream stored."""
 
     def count(self, table: str) -> int: ...
 
@@ -54,6 +58,17 @@ class Sink(Protocol):
         """Mark what this sink holds as followed by a running "stream", or as being checked
         by a "refresh" that must not run beside one (both would spend one client's
         budget). False if the other holds it; held until close."""
+
+    def lead(self, what: str) -> str | None:
+        """Lead the stream `what` names ("all posts+comments") among the processes that
+        share this storage: None once this one leads it, else who does, for a standby to
+        say while it waits. A lead lost later (this process could not renew it in time,
+        and another took over) makes the next known, newest or write raise LeadLost.
+        Storage only one box reaches has no standbys: always None."""
+
+    def confirm_lead(self) -> None:
+        """Raise LeadLost if this process led a stream and may no longer: asked before
+        every request to Reddit, so that a leader replaced while it slept asks nothing."""
 
     def close(self) -> None: ...
 

@@ -27,6 +27,7 @@ class JsonLines:
 
     where = "standard output"
     durable = False  # a restart starts afresh with the newest page
+    shared = False
 
     def __init__(self, out: BinaryIO, *, remember: int = REMEMBER) -> None:
         self._out = out
@@ -84,14 +85,20 @@ class JsonLines:
         seen = self._seen
         return {n for n in fullnames if seen.get(n) == table}
 
-    def newest(self, table: str) -> tuple[str, float] | None:
-        return self._newest.get(table)
+    def newest(self, table: str, within: Sequence[str] = ()) -> tuple[str, float] | None:
+        return self._newest.get(table)  # only this run's stream writes here
 
     def count(self, table: str) -> int:
         return self._count.get(table, 0)
 
     def claim(self, role: str) -> bool:
         return True  # nothing kept: nothing any other process could refresh
+
+    def lead(self, what: str) -> str | None:
+        return None  # a pipe has no standbys
+
+    def confirm_lead(self) -> None:
+        pass  # never leads: nothing to lose
 
     def close(self) -> None:
         pass  # every batch was flushed when it was written

@@ -219,3 +219,20 @@ REPLAY_TABLE = (
     "(dump TEXT PRIMARY KEY, lines INTEGER NOT NULL, finished INTEGER NOT NULL)"
 )
 REPLAY_SAVE = "INSERT OR REPLACE INTO redpipe_replay VALUES (?, ?, ?)"
+
+
+def by_subreddit(table: str) -> str:
+    """The index that finds a subreddit's newest item in a table other streams share."""
+    return (
+        f"CREATE INDEX IF NOT EXISTS {table}_subreddit_created_utc "
+        f"ON {table} (lower(subreddit), created_utc)"
+    )
+
+
+def newest_sql(table: str, subreddits: int) -> str:
+    """The newest dated item, of `subreddits` (as many parameters) if any."""
+    among = f"lower(subreddit) IN ({','.join('?' * subreddits)}) AND " if subreddits else ""
+    return (
+        f"SELECT fullname, created_utc FROM {table} WHERE {among}created_utc IS NOT NULL "
+        "ORDER BY created_utc DESC, rowid DESC LIMIT 1"
+    )

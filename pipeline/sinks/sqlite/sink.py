@@ -48,6 +48,7 @@ class SqliteSink:
     """A redpipe database: tables keyed by fullname, WAL, one transaction per batch."""
 
     durable = True
+    shared = False
 
     def __init__(self, path: str, *, busy_timeout: float = 30.0) -> None:
         self.where = self.path = path
@@ -58,6 +59,7 @@ class SqliteSink:
         self._writes: dict[str, tuple[str, Callable[[Sequence[Row]], Sequence[Row]]]] = {}
         self._made: set[str] = set()
         self._claim: int | None = None  # the descriptor claim() locks
+        self._indexed: set[str] = set()  # tables given the index newest(within=) reads
 
     @property
     def connection(self) -> sqlite3.Connection | None:
@@ -198,6 +200,12 @@ class SqliteSink:
             return False
         return True
 
+    def lead(self, what: str) -> str | None:
+        return None  # one box: nothing to stand by for
+
+    def confirm_lead(self) -> None:
+        pass  # never leads: nothing to lose
+
     def _transaction(self, work: Callable[[sqlite3.Connection], T], doing: str) -> T:
         """`work` inside one BEGIN IMMEDIATE .. COMMIT; rolled back whole if anything fails."""
         conn = self._connection(list(self.tables.values()), fields=True)
@@ -240,13 +248,14 @@ class SqliteSink:
             found.update(row[0] for row in self._rows(query, chunk))
         return found
 
-    def newest(self, table: str) -> tuple[str, float] | None:
+    def newest(self, table: str, within: Sequence[str] = ()) -> tuple[str, float] | None:
         if table not in self._made:
             return None
-        rows = self._rows(
-            f"SELECT fullname, created_utc FROM {table} WHERE created_utc IS NOT NULL "
-            "ORDER BY created_utc DESC, rowid DESC LIMIT 1"
-        )
+        within = within if "subreddit" in self.tables[table].columns else ()
+        if within and table not in self._indexed:
+            self._transaction(lambda conn: conn.execute(schema.by_subreddit(table)), "indexing")
+            self._indexed.add(table)
+        rows = self._rows(schema.newest_sql(table, len(within)), list(within))
         return (rows[0][0], float(rows[0][1])) if rows else None
 
     def count(self, table: str) -> int:

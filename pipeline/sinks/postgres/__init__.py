@@ -1,0 +1,1 @@
+"""The PostgreSQL sink: a server named by a postgresql:// URL, reached through pg8000."""
