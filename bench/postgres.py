@@ -67,7 +67,6 @@ def pgcluster(pyz: Path) -> ModuleType:
 
 def durable(module: ModuleType) -> Any:
     """A started cluster whose server runs with PostgreSQL's own durability settings."""
-    module.ensure_binaries()
 
     class Durable(module.Cluster):  # type: ignore[name-defined,misc]
         def _options(self) -> str:
@@ -76,13 +75,7 @@ def durable(module: ModuleType) -> Any:
                 options = options.replace(f"{name}=off", f"{name}=on")
             return options
 
-    cluster = Durable()
-    try:
-        cluster.start()
-    except BaseException:
-        cluster.close()
-        raise
-    return cluster
+    return module.start_cluster(Durable)
 
 
 def filesystem(path: str) -> str:

@@ -390,10 +390,11 @@ class Cluster:
         }
 
 
-def start_cluster() -> Cluster:
-    """A new cluster, made and started (installing PostgreSQL 15 first if root and missing)."""
+def start_cluster(kind: type[Cluster] = Cluster) -> Cluster:
+    """A new cluster of `kind`, made and started (installing PostgreSQL 15 first if root and
+    missing)."""
     ensure_binaries()
-    cluster = Cluster()
+    cluster = kind()
     try:
         cluster.start()
     except BaseException:

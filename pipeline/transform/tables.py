@@ -174,6 +174,19 @@ def check_fields(where: str, table: Table, stored: Stored) -> None:
             )
 
 
+def check_stored(
+    where: str, tables: Iterable[Table], found: Mapping[str, Stored], *, fields: bool
+) -> None:
+    """Refuse, of `tables`, one held in `found` that redpipe did not make, and (with
+    `fields`) a choice that would pour another field into an existing column."""
+    for table in tables:
+        stored = found.get(table.name)
+        if stored is not None:
+            check_owned(where, table.name, stored)
+            if fields:
+                check_fields(where, table, stored)
+
+
 def as_stored(table: Table, stored: Stored) -> Table:
     """`table` with the columns the sink holds and their recorded fields, ready for refresh."""
     kept = tuple(c for c in stored.columns if c in stored.fields)

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 
 from ...errors import DatabaseError
-from ...transform.tables import RAW_FIELD, Stored, Table, check_fields, check_owned
+from ...transform.tables import RAW_FIELD, Stored, Table, check_stored
 from .connection import Connection, rows
 
 SCHEMA_VERSION = 1
@@ -105,15 +105,6 @@ def _recorded(conn: Connection, where: str, name: str) -> dict[str, str] | None:
         raise DatabaseError(f"{where}: redpipe_meta holds an unreadable column mapping") from None
 
 
-def check(where: str, tables: Sequence[Table], found: dict[str, Stored], *, fields: bool) -> None:
-    for table in tables:
-        stored = found.get(table.name)
-        if stored is not None:
-            check_owned(where, table.name, stored)
-            if fields:
-                check_fields(where, table, stored)
-
-
 def version(conn: Connection, where: str) -> None:
     """Refuse a database a newer redpipe has made."""
     if not rows(conn, "SELECT to_regclass('redpipe_meta') IS NOT NULL")[0][0]:
@@ -129,7 +120,7 @@ def make(conn: Connection, where: str, tables: Sequence[Table]) -> None:
     conn.run(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
     version(conn, where)
     found = read_schema(conn, where, tables)
-    check(where, tables, found, fields=True)
+    check_stored(where, tables, found, fields=True)
     for statement in META:
         conn.run(statement)
     for table in tables:

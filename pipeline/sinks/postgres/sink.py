@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
-from ...transform.tables import Table, as_stored
+from ...transform.tables import Table, as_stored, check_stored
 from ..base import Checkpoint, Part, Row
 from . import checking, leases, schema
 from .connection import Connection, Session, in_transaction, rows
@@ -83,7 +83,7 @@ class PostgresSink:
     def prepare(self, tables: Sequence[Table], *, lazy: Collection[str] = ()) -> None:
         def work(conn: Connection) -> list[str]:
             found = schema.read_schema(conn, self.where, tables)
-            schema.check(self.where, tables, found, fields=True)
+            check_stored(self.where, tables, found, fields=True)
             now = [t for t in tables if t.name not in lazy or t.name in found]
             if now:
                 schema.make(conn, self.where, now)
@@ -98,7 +98,7 @@ class PostgresSink:
         found = self._session.run(
             lambda conn: schema.read_schema(conn, self.where, tables), "reading its schema"
         )
-        schema.check(self.where, tables, found, fields=False)
+        check_stored(self.where, tables, found, fields=False)
         adopted = {}
         for table in tables:
             if table.name in found:

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from urllib.parse import quote
 
 from ...errors import DatabaseBusy, DatabaseError, DatabaseFull
-from ...transform.tables import RAW_FIELD, Stored, Table, check_fields, check_owned
+from ...transform.tables import RAW_FIELD, Stored, Table, check_stored
 
 SCHEMA_VERSION = 1
 HEADER = b"SQLite format 3\x00"
@@ -134,18 +134,9 @@ def inspect(path: str, tables: Sequence[Table], *, fields: bool) -> None:
             raise fail(path, exc, "reading its schema") from exc
     finally:
         conn.close()
-    check(path, tables, found, fields=fields)
+    check_stored(path, tables, found, fields=fields)
     if row is not None and str(row[0]) != str(SCHEMA_VERSION):
         raise DatabaseError(f"{path} has redpipe schema version {row[0]}; this redpipe knows 1")
-
-
-def check(path: str, tables: Sequence[Table], found: dict[str, Stored], *, fields: bool) -> None:
-    for table in tables:
-        stored = found.get(table.name)
-        if stored is not None:
-            check_owned(path, table.name, stored)
-            if fields:
-                check_fields(path, table, stored)
 
 
 def make(conn: sqlite3.Connection, path: str, tables: Sequence[Table]) -> None:
@@ -153,7 +144,7 @@ def make(conn: sqlite3.Connection, path: str, tables: Sequence[Table]) -> None:
     transaction; the schema is read again under its lock, since another redpipe may have
     changed it since it was checked."""
     found = read_schema(conn, path, tables)
-    check(path, tables, found, fields=True)
+    check_stored(path, tables, found, fields=True)
     for statement in META:
         conn.execute(statement)
     for table in tables:

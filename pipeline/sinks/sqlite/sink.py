@@ -10,7 +10,7 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...errors import DatabaseError
-from ...transform.tables import Table, as_stored
+from ...transform.tables import Table, as_stored, check_stored
 from ..base import Checkpoint, Part, Row
 from . import schema
 
@@ -106,7 +106,7 @@ class SqliteSink:
     def adopt(self, tables: Sequence[Table]) -> dict[str, Table]:
         conn = self._connection(tables, fields=False)
         found = self._run(lambda: schema.read_schema(conn, self.path, tables))
-        schema.check(self.path, tables, found, fields=False)
+        check_stored(self.path, tables, found, fields=False)
         adopted = {}
         for table in tables:
             if table.name in found:
