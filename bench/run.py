@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench import loadstage, postgres  # noqa: E402
+from bench import filtered, fulltext, loadstage, postgres  # noqa: E402
 from tests.fakereddit import FakeReddit  # noqa: E402
 from tests.pythons import interpreters  # noqa: E402
 
@@ -826,6 +826,7 @@ SECTIONS = [
     "load",
     "profile",
     "replay",
+    "filter",
     "api",
     "comments",
     "firehose",
@@ -833,6 +834,7 @@ SECTIONS = [
     "startup",
     "size",
     "postgres",
+    "fulltext",
 ]  # fmt: skip (and "against", with --against)
 
 
@@ -874,6 +876,11 @@ def main() -> int:
             lambda: replay_dump(args.pyz, 5000 if quick else 100_000, args.runs),
         ),
         (
+            "filter",
+            "2d. Filtered replay, each filter keeping 1% (realistic comments and posts)",
+            lambda: filtered.section(args.pyz, 20_000 if quick else filtered.LINES, args.runs),
+        ),
+        (
             "api",
             "3 + 6. API budget and latency",
             lambda: api_budget(args.pyz, 20 if quick else 100),
@@ -902,6 +909,13 @@ def main() -> int:
                 10 if quick else WARM_UP,
                 2 if quick else postgres.KILLS,
                 args.runs,
+            ),
+        ),
+        (
+            "fulltext",
+            "10. Full-text index (--fts): insert cost, and search over 1,000,000 rows",
+            lambda: fulltext.section(
+                args.pyz, 5000 if quick else 100_000, 20_000 if quick else 1_000_000, args.runs
             ),
         ),
     ]

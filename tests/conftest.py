@@ -7,11 +7,14 @@ import fcntl
 import os
 import sqlite3
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pipeline.cli import main as cli
+from tests.fakereddit import FakeReddit
 from tests.pythons import interpreters
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,6 +27,26 @@ def query(db: Path, sql: str, *params: object) -> list:
     """Rows of one statement on its own connection, closed after (not just committed)."""
     with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
+
+
+@pytest.fixture
+def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
+    """A fake Reddit with the credentials it accepts set, for redpipe in-process."""
+    monkeypatch.setenv("REDPIPE_CLIENT_ID", "test-client")
+    monkeypatch.setenv("REDPIPE_CLIENT_SECRET", "test-secret")
+    with FakeReddit() as server:
+        yield server
+
+
+def redpipe(fake: FakeReddit, *args: str) -> int:
+    """redpipe in-process against `fake`: a stream polling fast, or a command as given
+    (refresh with the fake's URLs)."""
+    urls = ["--base-url", fake.url, "--auth-url", fake.url]
+    if args[0] in ("replay", "search"):
+        return cli.main(list(args))
+    if args[0] == "refresh":
+        return cli.main([*args[:2], *urls, *args[2:]])
+    return cli.main([*args, *urls, "--interval", "0.05", "--timeout", "2"])
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -90,7 +113,6 @@ def empty_python(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-u
 # A real PostgreSQL 15 server (tests/pgcluster.py): one a worker, started when first asked
 # for; a fresh database on it a test; or a server of a test's own, to stop or restart.
 
-from collections.abc import Iterator  # noqa: E402 - with the fixtures they serve
 
 from tests.pgcluster import Cluster, start_cluster  # noqa: E402
 

@@ -9,7 +9,6 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,25 +16,10 @@ import pytest
 
 from pipeline.cli import main as cli
 from pipeline.transform.rows import COMMENT_COLUMNS
-from tests.conftest import query
+from tests.conftest import query, redpipe
 from tests.fakereddit import FakeReddit, Fault
 
 DAYS_AGO = time.time() - 3 * 86400
-
-
-@pytest.fixture
-def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReddit]:
-    monkeypatch.setenv("REDPIPE_CLIENT_ID", "test-client")
-    monkeypatch.setenv("REDPIPE_CLIENT_SECRET", "test-secret")
-    with FakeReddit() as server:
-        yield server
-
-
-def redpipe(fake: FakeReddit, *args: str) -> int:
-    urls = ["--base-url", fake.url, "--auth-url", fake.url]
-    if args[0] in ("refresh", "replay"):
-        return cli.main([*args[:2], *urls, *args[2:]])
-    return cli.main([*args, *urls, "--interval", "0.05", "--timeout", "2"])
 
 
 def names(db: Path, table: str) -> list[str]:
@@ -178,9 +162,10 @@ def test_refresh_updates_marks_and_purges_and_counts_every_change(
     started = time.time()
     assert redpipe(fake, "refresh", str(db)) == 0
     err = capsys.readouterr().err
-    assert "posts: 100 checked, 1 changed, 2 deleted by their authors, 1 removed, 1 gone, " \
-           "0 restored, 0 purged" in err  # fmt: skip
-    assert "comments: 100 checked, 0 changed, 1 deleted by their authors, 1 removed, 1 gone" in err
+    assert "posts: 100 checked, 1 changed, 0 edited, 2 deleted by their authors, 1 removed, " \
+           "1 gone, 0 restored, 0 purged" in err  # fmt: skip
+    assert "comments: 100 checked, 0 changed, 0 edited, 1 deleted by their authors, " \
+           "1 removed, 1 gone" in err  # fmt: skip
     asked = [r.params["id"].split(",") for r in fake.info_requests()]
     assert all(len(ids) <= 100 for ids in asked)
     assert sorted(itertools.chain(*asked)) == sorted(p[:100] + c[:100])  # each once, none young
@@ -202,8 +187,8 @@ def test_refresh_updates_marks_and_purges_and_counts_every_change(
     # Again at once: nothing is due. With --purge-deleted, what was marked is purged.
     assert redpipe(fake, "refresh", str(db), "--purge-deleted") == 0
     err = capsys.readouterr().err
-    assert "posts: 0 checked, 0 changed, 0 deleted by their authors, 0 removed, 0 gone, " \
-           "0 restored, 2 purged" in err  # fmt: skip
+    assert "posts: 0 checked, 0 changed, 0 edited, 0 deleted by their authors, 0 removed, " \
+           "0 gone, 0 restored, 2 purged" in err  # fmt: skip
     assert "comments: 0 checked" in err and "1 purged" in err
     purged = query(db, "SELECT title, selftext, author, author_fullname, url, permalink, "
                        "subreddit, created_utc IS NOT NULL, removed_how FROM posts "
@@ -221,6 +206,10 @@ def test_refresh_updates_marks_and_purges_and_counts_every_change(
     assert redpipe(fake, "refresh", str(db), "--older-than", "0.1s") == 0
     err = capsys.readouterr().err
     assert "posts: 130 checked" in err and "1 restored" in err and "1 deleted by" in err
+    assert "1 edited" in err  # the restored post's new text; the old one is in edits
+    assert query(db, "SELECT column_name, old_text FROM edits WHERE fullname = ?", p[4]) == [
+        ("selftext", before[p[4]][1])
+    ]
     assert query(db, "SELECT removed_how, removed_utc FROM posts WHERE fullname = ?", p[4]) == [
         (None, None)
     ]
@@ -265,6 +254,17 @@ def test_refresh_keeps_a_tables_chosen_columns_and_rides_out_faults(
         ),
         (["replay", "{tmp}/x.sqlite", "d.ndjson", "--comments"], 2, "replay takes no --comments"),
         (["{tmp}/x.sqlite", "--fields", "title:created_utc"], 2, "always stored"),
+        (["{tmp}/x.sqlite", "--author", "bob"], 2, "only replay takes --author"),
+        (["{tmp}/x.sqlite", "--limit", "5"], 2, "only search takes --limit"),
+        (["-", "--fts"], 2, "--fts needs a database file, not -"),
+        (["refresh", "{tmp}/x.sqlite", "--json"], 2, "refresh takes no --json"),
+        (["search", "{tmp}/x.sqlite", "q", "--fts"], 2, "search takes no --fts"),
+        (["search", "{tmp}/x.sqlite", "q", "--raw"], 2, "search takes no --raw"),
+        (["search", "{tmp}/none.sqlite", "q"], 3, "none.sqlite: no such database to search"),
+        (["search", "-", "q"], 2, "search needs a database file, not -"),
+        (["search", "{tmp}/x.sqlite", "  "], 2, "the query is empty"),
+        (["search", "{tmp}/x.sqlite", "q", "--limit", "0"], 2, "--limit must be a whole number"),
+        (["search", "{tmp}/x.sqlite", "q", "--subreddit", "a b"], 2, "--subreddit must be"),
     ],
 )
 def test_commands_refuse_what_they_do_not_take(

@@ -66,7 +66,9 @@ def test_only_the_database_sinks_import_drivers_and_only_the_transport_http() ->
                 top = name.split(".")[0]
                 if top in ("sqlite3", "pg8000", "requests", "urllib3", "http"):
                     found.setdefault(top, set()).add(path.relative_to(ROOT).as_posix())
-    assert found["sqlite3"] <= {"pipeline/sinks/sqlite/schema.py", "pipeline/sinks/sqlite/sink.py"}
+    assert found["sqlite3"] <= {
+        f"pipeline/sinks/sqlite/{name}.py" for name in ("schema", "sink", "fulltext", "changes")
+    }
     assert found["pg8000"] <= {"pipeline/sinks/postgres/connection.py"}
     network = found["http"] | found["requests"] | found.get("urllib3", set())
     assert network == {"pipeline/sources/transport.py"}

@@ -143,7 +143,9 @@ class Report:
         self.die = die
         self.warnings: list[str] = []
 
-    def progress(self, name: str, done: int, total: int, lines: int) -> None:
+    def progress(
+        self, name: str, done: int | None, total: int | None, lines: int, kept: int | None
+    ) -> None:
         if self.die:
             raise Killed
 
@@ -239,5 +241,5 @@ def test_replay_takes_quiet_and_refuses_the_streams_options(
     dump = write(tmp_path / "RS_q.ndjson", posts()[:5])
     assert replay(str(tmp_path / "p.sqlite"), str(dump), "-q") == 0
     assert capsys.readouterr().err == ""
-    assert replay(str(tmp_path / "p.sqlite"), str(dump), "--subreddit", "python") == 2
-    assert capsys.readouterr().err == "redpipe: error: replay takes no --subreddit\n"
+    assert replay(str(tmp_path / "p.sqlite"), str(dump), "--interval", "5") == 2
+    assert capsys.readouterr().err == "redpipe: error: replay takes no --interval\n"

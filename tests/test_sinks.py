@@ -22,7 +22,7 @@ import pytest
 
 from pipeline.errors import DatabaseError, UsageError
 from pipeline.sinks import open_archive, open_sink
-from pipeline.sinks.base import Archive, Checkpoint, Sink
+from pipeline.sinks.base import Archive, Checkpoint, Edit, Sink
 from pipeline.transform.rows import COMMENT_COLUMNS, POST_COLUMNS
 from pipeline.transform.tables import BOOKKEEPING, COMMENTS, POSTS, Table, choose
 
@@ -46,6 +46,9 @@ class Maker(Protocol):
 
     def fingerprint(self) -> str: ...
 
+    def query(self, sql: str) -> list[Any]:
+        """The rows of one statement, run underneath the sink."""
+
 
 class SqliteMaker:
     durable = True
@@ -59,13 +62,13 @@ class SqliteMaker:
     def archive(self) -> Archive:
         return open_archive(str(self.path), command="test")
 
-    def _query(self, sql: str) -> list[Any]:
+    def query(self, sql: str) -> list[Any]:
         with contextlib.closing(sqlite3.connect(self.path)) as db:
             return db.execute(sql).fetchall()
 
     def read(self, table: Table) -> list[dict[str, Any]]:
         names = ", ".join(table.columns)
-        rows = self._query(f"SELECT {names} FROM {table.name} ORDER BY rowid")
+        rows = self.query(f"SELECT {names} FROM {table.name} ORDER BY rowid")
         structured = {table.columns[i] for i in table.structured}
         return [
             {c: _decoded(v) if c in structured else v for c, v in zip(table.columns, row)}
@@ -73,7 +76,7 @@ class SqliteMaker:
         ]
 
     def columns(self, name: str) -> list[str]:
-        return [r[1] for r in self._query(f"PRAGMA table_info({name})")]
+        return [r[1] for r in self.query(f"PRAGMA table_info({name})")]
 
     def foreign(self, name: str) -> None:
         with contextlib.closing(sqlite3.connect(self.path)) as db, db:
@@ -115,6 +118,9 @@ class StdoutMaker:
     def fingerprint(self) -> str:
         return hashlib.sha256(self.out.getvalue()).hexdigest()
 
+    def query(self, sql: str) -> list[Any]:
+        raise NotImplementedError
+
 
 class PostgresMaker:
     """A fresh database on the worker's PostgreSQL server (tests/pgcluster.py), reached
@@ -134,7 +140,7 @@ class PostgresMaker:
     def archive(self) -> Archive:
         return open_archive(self.url, command="test", environ=self.environ)
 
-    def _query(self, sql: str) -> list[Any]:
+    def query(self, sql: str) -> list[Any]:
         conn = self.cluster.connect(self.database)
         try:
             return conn.run(sql) or []
@@ -143,30 +149,28 @@ class PostgresMaker:
 
     def read(self, table: Table) -> list[dict[str, Any]]:
         names = ", ".join(table.columns)
-        rows = self._query(f"SELECT {names} FROM {table.name} ORDER BY created_utc, fullname")
+        rows = self.query(f"SELECT {names} FROM {table.name} ORDER BY created_utc, fullname")
         return [dict(zip(table.columns, row)) for row in rows]
 
     def columns(self, name: str) -> list[str]:
-        return [r[0] for r in self._query(
+        return [r[0] for r in self.query(
             "SELECT column_name FROM information_schema.columns "
             f"WHERE table_schema = 'public' AND table_name = '{name}' ORDER BY ordinal_position"
         )]  # fmt: skip
 
     def foreign(self, name: str) -> None:
-        self._query(f"CREATE TABLE {name} (fullname text, body text)")
+        self.query(f"CREATE TABLE {name} (fullname text, body text)")
 
     def fingerprint(self) -> str:
-        tables = [r[0] for r in self._query(
+        tables = [r[0] for r in self.query(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
             "ORDER BY table_name"
         )]  # fmt: skip
-        shape = self._query(
+        shape = self.query(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position"
         )
-        content = [
-            self._query(f"SELECT row_to_json(t)::text FROM {n} t ORDER BY 1") for n in tables
-        ]
+        content = [self.query(f"SELECT row_to_json(t)::text FROM {n} t ORDER BY 1") for n in tables]
         return hashlib.sha256(json.dumps([tables, shape, content]).encode()).hexdigest()
 
 
@@ -487,3 +491,112 @@ def test_a_refresh_cannot_claim_what_a_stream_follows_nor_a_stream_what_a_refres
 def test_standard_output_claims_freely(tmp_path: Path) -> None:
     sink = open_sink("-", (POSTS,), stdout=io.BytesIO())
     assert sink.claim("stream") and sink.claim("stream")
+
+
+# -- the full-text index and edits (archives) ---------------------------------------------
+
+
+def found(archive: Archive, table: Table, query: str, **options: Any) -> list[str]:
+    held = archive.adopt([table])[table.name]
+    got = archive.search(held, query, subreddits=options.get("subreddits", ()),
+                         limit=options.get("limit", 50))  # fmt: skip
+    return [m.fullname for m in got]
+
+
+def texts(n: int, title: str, selftext: str = "", sub: str = "python") -> dict[str, Any]:
+    return post(n, title=title, selftext=selftext, subreddit=sub)
+
+
+def test_the_index_covers_held_rows_later_rows_and_later_tables(archive_maker: Maker) -> None:
+    with opened(archive_maker, POSTS, COMMENTS, lazy=("comments",)) as sink:
+        sink.write(
+            [
+                (
+                    "posts",
+                    rows(
+                        POSTS,
+                        [
+                            texts(1, "Snakes in Python"),
+                            texts(2, "rust only", "no snakes here", "rust"),
+                        ],
+                    ),
+                )
+            ]
+        )
+    with archived(archive_maker) as archive:
+        with pytest.raises(UsageError, match=r"posts has no full-text index; .* --fts once"):
+            found(archive, POSTS, "snakes")
+        archive.prepare([POSTS, COMMENTS], lazy=("comments",))
+        archive.full_text([POSTS, COMMENTS])
+        assert found(archive, POSTS, "snakes") == ["t3_2", "t3_1"]  # newest first
+    # A later writer that never asks for the index keeps it, and makes comments' too.
+    with opened(archive_maker, POSTS, COMMENTS, lazy=("comments",)) as sink:
+        sink.write(
+            [
+                ("posts", rows(POSTS, [texts(3, "more SNAKES")])),
+                ("comments", rows(COMMENTS, [comment(4, body="a snake, singular")])),
+            ]
+        )
+    with archived(archive_maker) as archive:
+        assert found(archive, POSTS, "snakes") == ["t3_3", "t3_2", "t3_1"]
+        assert found(archive, COMMENTS, "snake") == ["t1_4"]
+        assert found(archive, POSTS, "snakes", subreddits=["rust"]) == ["t3_2"]
+        assert found(archive, POSTS, "snakes", limit=1) == ["t3_3"]
+
+
+def test_queries_read_fts5_syntax_alike_everywhere(archive_maker: Maker) -> None:
+    with opened(archive_maker, POSTS) as sink:
+        sink.write([("posts", rows(POSTS, [
+            texts(1, "the quick brown fox", "jumps over"),
+            texts(2, "quick thinking", "brown bread"),
+            texts(3, "slow brown dog", "Fox-trot"),
+            texts(4, "Cafe au lait", "unrelated"),
+        ]))])  # fmt: skip
+    with archived(archive_maker) as archive:
+        archive.prepare([POSTS])
+        archive.full_text([POSTS])
+        assert found(archive, POSTS, "quick brown") == ["t3_2", "t3_1"]  # both words, anywhere
+        assert found(archive, POSTS, '"quick brown"') == ["t3_1"]  # a phrase
+        assert found(archive, POSTS, "quick + brown") == ["t3_1"]
+        assert found(archive, POSTS, "thi*") == ["t3_2"]
+        assert found(archive, POSTS, "fox OR bread") == ["t3_3", "t3_2", "t3_1"]
+        assert found(archive, POSTS, "brown NOT fox") == ["t3_2"]
+        assert found(archive, POSTS, "(dog OR bread) AND brown") == ["t3_3", "t3_2"]
+        assert found(archive, POSTS, '"brown dog" OR "quick thinking"') == ["t3_3", "t3_2"]
+        assert found(archive, POSTS, "CAFE") == ["t3_4"]
+        assert found(archive, POSTS, "trot") == ["t3_3"]
+        assert found(archive, POSTS, "over jumps") == ["t3_1"]  # title and selftext alike
+        assert found(archive, POSTS, "nowhere") == []
+        for bad in ("quick OR", "(quick", '"quick', "(quick OR fox) brown", "NOT fox"):
+            with pytest.raises(UsageError, match=r"^search: "):
+                found(archive, POSTS, bad)
+
+
+def test_edits_are_kept_and_the_index_follows_the_text(archive_maker: Maker) -> None:
+    refreshable(archive_maker)
+    with archived(archive_maker) as archive:
+        table = archive.adopt([POSTS])["posts"]
+        archive.prepare([table])
+        archive.full_text([table])
+        assert found(archive, POSTS, "post") == [f"t3_{n:x}" for n in range(10, 0, -1)]
+        edits = [Edit("t3_1", "title", "post 1 & <ü>", 1_700_000_000.0),
+                 Edit("t3_2", "selftext", "", 1_700_000_001.0)]  # fmt: skip
+        archive.update("posts", [("t3_1", {"title": "rewritten entirely"}),
+                                 ("t3_2", {"selftext": "an addendum"})], edits)  # fmt: skip
+        archive.update("posts", [], edits)  # the same again: recorded once
+        assert found(archive, POSTS, "rewritten") == ["t3_1"]
+        assert "t3_1" not in found(archive, POSTS, "post")  # the old title is out of the index
+        assert found(archive, POSTS, "addendum") == ["t3_2"]
+        kept = archive_maker.query(
+            "SELECT fullname, column_name, old_text, replaced_utc FROM edits ORDER BY 1"
+        )
+        assert [tuple(r) for r in kept] == [("t3_1", "title", "post 1 & <ü>", 1_700_000_000.0),
+                                            ("t3_2", "selftext", "", 1_700_000_001.0)]  # fmt: skip
+        # Deleted by its author: the purge takes the text, its edits, and the index's entry.
+        archive.update("posts", [("t3_1", {"removed_how": "deleted", "removed_utc": 5.0})])
+        assert archive.purge_deleted("posts", ["title", "selftext"]) == 1
+        assert found(archive, POSTS, "rewritten") == []
+        assert [r[0] for r in archive_maker.query("SELECT fullname FROM edits")] == ["t3_2"]
+        # Only what an author deleted: given items that are not deleted keep their edits.
+        assert archive.purge_deleted("posts", [], ["t3_2"]) == 0
+        assert len(archive_maker.query("SELECT fullname FROM edits")) == 1

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from .. import __version__
 from ..errors import CREDENTIALS_HINT, AuthError, UsageError
+from ..transform.filters import EVERYTHING, Filter, chosen
 from ..transform.tables import COMMENTS, POSTS, Table, choose
 
 OAUTH_BASE = "https://oauth.reddit.com"
@@ -52,6 +53,7 @@ class StreamConfig:
     tables: tuple[Table, ...]  # posts, and comments with --comments
     api: Api
     refresh: Revisit | None = None  # with --refresh
+    fts: bool = False  # make and keep the full-text index
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ class ReplayConfig:
     tables: tuple[Table, Table]  # posts, comments
     verbosity: int
     timeout: float = 20.0  # for a database server to answer
+    fts: bool = False
+    keep: Filter = EVERYTHING  # --subreddit, --author, --after, --before
+    name: str | None = None  # --name: standard input's dump, to resume it by
 
 
 @dataclass(frozen=True)
@@ -78,9 +83,21 @@ class RefreshConfig:
     purge_deleted: bool
     verbosity: int
     api: Api
+    fts: bool = False
 
 
-Config = Union[StreamConfig, ReplayConfig, RefreshConfig]
+@dataclass(frozen=True)
+class SearchConfig:
+    database: str
+    query: str
+    subreddits: tuple[str, ...]  # lower case; empty for all
+    comments: bool  # look in comments too
+    limit: int
+    json: bool
+    timeout: float
+
+
+Config = Union[StreamConfig, ReplayConfig, RefreshConfig, SearchConfig]
 
 
 def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
@@ -94,8 +111,10 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
     server(database, environ)
     if database == "replay":
         raise UsageError("replay needs a database and at least one dump file")
-    if database == "refresh":
-        raise UsageError("refresh needs a database")
+    if database in ("refresh", "search"):
+        raise UsageError(f"{database} needs a database")
+    if args.get("search"):
+        return _search(args, database)
     if args.get("refresh"):
         return RefreshConfig(
             database=database,
@@ -103,13 +122,21 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
             purge_deleted=bool(args.get("--purge-deleted")),
             verbosity=verbosity,
             api=api(args, environ),
+            fts=bool(args.get("--fts")),
         )
+    return _stream(args, environ, database, verbosity)
+
+
+def _stream(
+    args: Mapping[str, Any], environ: Mapping[str, str], database: str, verbosity: int
+) -> StreamConfig:
     posts, comments = tables(args)
     max_records = args["--max-records"]
     revisit = None
+    for option in ("--refresh", "--fts"):
+        if args.get(option) and database == "-":
+            raise UsageError(f"{option} needs a database file, not -")
     if args.get("--refresh"):
-        if database == "-":
-            raise UsageError("--refresh needs a database file, not -")
         revisit = Revisit(age(args.get("--older-than") or "36h"), bool(args.get("--purge-deleted")))
     return StreamConfig(
         database=database,
@@ -120,6 +147,7 @@ def from_args(args: Mapping[str, Any], environ: Mapping[str, str]) -> Config:
         tables=(posts, comments) if args.get("--comments") else (posts,),
         api=api(args, environ),
         refresh=revisit,
+        fts=bool(args.get("--fts")),
     )
 
 
@@ -127,7 +155,31 @@ def _replay(args: Mapping[str, Any], environ: Mapping[str, str], verbosity: int)
     database, dumps = args["<database>"], tuple(args["<dump>"])
     server(database, environ)
     timeout = _positive(args["--timeout"], "--timeout", float)
-    return ReplayConfig(database, dumps, tables(args), verbosity, timeout)
+    from ..sources.dumps import standard_input
+
+    name = standard_input(dumps, args["--name"])
+    names = subreddits(args["--subreddit"])
+    keep = chosen(names, args["--author"], args["--after"], args["--before"])
+    fts = bool(args["--fts"])
+    return ReplayConfig(database, dumps, tables(args), verbosity, timeout, fts, keep, name)
+
+
+def _search(args: Mapping[str, Any], database: str) -> SearchConfig:
+    if database == "-":
+        raise UsageError("search needs a database file, not -")
+    query = str(args["<query>"] or "")
+    if not query.strip():
+        raise UsageError("search needs something to find: the query is empty")
+    names = subreddits(args["--subreddit"])
+    return SearchConfig(
+        database=database,
+        query=query,
+        subreddits=() if names.lower() == "all" else tuple(names.lower().split("+")),
+        comments=bool(args.get("--comments")),
+        limit=_positive(args["--limit"], "--limit", int),
+        json=bool(args.get("--json")),
+        timeout=_positive(args["--timeout"], "--timeout", float),
+    )
 
 
 def server(database: str, environ: Mapping[str, str]) -> None:

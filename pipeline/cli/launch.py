@@ -73,16 +73,19 @@ def _sink(config: StreamConfig) -> tuple[Sink, Archive | None]:
 
     archive = None
     timeout = config.api.timeout
-    if config.refresh is None:
+    if config.refresh is None and not config.fts:
         sink = open_sink(config.database, config.tables, stdout=sys.stdout.buffer, timeout=timeout)
     else:
         from ..transform.tables import revisited
 
-        sink = archive = open_archive(config.database, command="stream", timeout=timeout)
+        sink = held = open_archive(config.database, command="stream", timeout=timeout)
+        archive = held if config.refresh else None
         try:
-            archive.prepare([revisited(t) for t in config.tables])
+            if config.fts:  # first: a SQLite without FTS5 is refused before any write
+                held.full_text(config.tables)
+            held.prepare([revisited(t) if archive else t for t in config.tables])
         except BaseException:
-            archive.close()
+            held.close()
             raise
     waited = False
     while not sink.claim("stream"):
@@ -199,10 +202,12 @@ class _ReplayReport:
         self._console = console
         self._progress: dict[str, DumpProgress] = {}
 
-    def progress(self, name: str, done: int, total: int, lines: int) -> None:
+    def progress(
+        self, name: str, done: int | None, total: int | None, lines: int, kept: int | None
+    ) -> None:
         if name not in self._progress:
             self._progress[name] = DumpProgress(self._console.live, name, time.monotonic)
-        self._progress[name](done, total, lines)
+        self._progress[name](done, total, lines, kept)
 
     def warn(self, text: str) -> None:
         self._console.say(text, "warning: ")
@@ -224,8 +229,12 @@ def replay(config: ReplayConfig, stderr: TextIO, shutdown: Shutdown) -> int:
     try:
         sink = open_archive(config.database, command="replay", timeout=config.timeout)
         # The comments table is made only when a dump holds comments.
+        if config.fts:  # first: a SQLite without FTS5 is refused before any write
+            sink.full_text(config.tables)
         sink.prepare(config.tables, lazy=("comments",))
-        load(sink, config.dumps, config.tables, _context(shutdown), _ReplayReport(console))
+        report = _ReplayReport(console)
+        context = _context(shutdown)
+        load(sink, config.dumps, config.tables, context, report, keep=config.keep, name=config.name)
         return EXIT_OK
     except (StopRequested, RedpipeError) as exc:
         return _stopped("replay", exc, console)
@@ -278,6 +287,7 @@ def refresh(config: RefreshConfig, stderr: TextIO, shutdown: Shutdown) -> int:
             on_problem=reporter.problem,
             progress=progress,
             finished=finished,
+            fts=config.fts,
         )
         return EXIT_OK
     except (StopRequested, RedpipeError) as exc:

@@ -4,6 +4,7 @@ Usage:
   redpipe.pyz <database> [options]
   redpipe.pyz replay <database> <dump>... [options]
   redpipe.pyz refresh <database> [options]
+  redpipe.pyz search <database> <query> [options]
   redpipe.pyz (-h | --help | --version)
 
 Arguments:
@@ -15,20 +16,31 @@ Arguments:
   replay              Load NDJSON dumps (Pushshift RS_/RC_ files, Arctic Shift
                       exports) into <database>, skipping items already there;
                       run it again to resume a stopped replay. Of the options
-                      it takes --fields, --comment-fields, --raw, --timeout
-                      and -q.
+                      it takes --fields, --comment-fields, --raw, --fts, the
+                      filters --subreddit, --author, --after and --before,
+                      and --name, --timeout and -q.
   <dump>              A dump file: plain, .gz, .bz2, .xz, or .zst (Python
-                      3.14+, or the zstandard package).
+                      3.14+, or the zstandard package); - reads one from
+                      standard input (resumable only with --name).
   refresh             Fetch stored posts and comments again once they are
                       older than --older-than, 100 a request: update scores
                       and comment counts, mark what was deleted or removed.
-                      Takes --older-than, --purge-deleted and the request
-                      options (--base-url to -q). Refused beside a stream of
-                      the same database: give the stream --refresh instead.
+                      Takes --older-than, --purge-deleted, --fts and the
+                      request options (--base-url to -q). Refused beside a
+                      stream of the same database: give the stream --refresh
+                      instead.
+  search              Print the stored posts (with --comments, comments too)
+                      that match <query>, newest first, with their links.
+                      Needs the index --fts made. Takes --subreddit,
+                      --comments, --limit, --json and --timeout.
+  <query>             What to find, in SQLite FTS5's query syntax: words
+                      (all must match), "a phrase", pre*, OR, NOT, ( ).
 
 Options:
-  --subreddit NAMES   Subreddits to follow, joined with + [default: all].
-  --comments          Also stream their new comments into a comments table.
+  --subreddit NAMES   Subreddits to follow, joined with + [default: all];
+                      replay: only items of these; search: only in these.
+  --comments          Also stream their new comments into a comments table;
+                      search: look in comments too.
   --interval SECONDS  Least time between two polls; polling adapts above it
                       to how fast items arrive [default: 1].
   --max-records N     Stop cleanly once N new records are stored
@@ -40,6 +52,17 @@ Options:
   --comment-fields LIST
                       The same for the comments table.
   --raw               Also keep each item's whole JSON in a column named raw.
+  --fts               Also keep a full-text index of titles, self texts and
+                      comment bodies, for search. Once made, every later run
+                      keeps it up to date without the flag.
+  --author NAMES      replay: only items by these authors, joined with +.
+  --after DATE        replay: only items created at or after DATE, given as
+                      YYYY-MM-DD (UTC midnight) or epoch seconds.
+  --before DATE       replay: only items created before DATE.
+  --name NAME         replay -: the name standard input's dump is resumed
+                      by (a later replay - --name NAME skips the lines done).
+  --limit N           search: print at most N matches [default: 20].
+  --json              search: one JSON object per match instead of text.
   --refresh           Also do what refresh does, in this process, with only
                       the requests the listings do not need.
   --older-than AGE    refresh, --refresh: items created, and last checked,
@@ -107,12 +130,18 @@ from .signals import Shutdown, StopRequested
 # The options only refresh (and a stream with --refresh) takes, and those that every
 # command talking to Reddit takes.
 REFRESH_ONLY = frozenset(("--older-than", "--purge-deleted"))
+REPLAY_ONLY = frozenset(("--author", "--after", "--before", "--name"))
+SEARCH_ONLY = frozenset(("--limit", "--json"))
 REQUESTS = frozenset(
     ("--base-url", "--auth-url", "--user-agent", "--timeout", "--verbose", "--quiet")
 )
 TAKES = {
-    "replay": frozenset(("--fields", "--comment-fields", "--raw", "--timeout", "--quiet")),
-    "refresh": REFRESH_ONLY | REQUESTS,
+    "replay": REPLAY_ONLY
+    | frozenset(
+        ("--fields", "--comment-fields", "--raw", "--fts", "--subreddit", "--timeout", "--quiet")
+    ),
+    "refresh": REFRESH_ONLY | REQUESTS | {"--fts"},
+    "search": SEARCH_ONLY | frozenset(("--subreddit", "--comments", "--timeout")),
 }
 
 
@@ -138,7 +167,8 @@ def defaults() -> dict[str, Any]:
 def _stray(args: dict[str, Any], command: str) -> str | None:
     """The first option given that `command` does not take."""
     given = defaults()
-    stream = frozenset(given) - (frozenset() if args.get("--refresh") else REFRESH_ONLY)
+    stream = frozenset(given) - REPLAY_ONLY - SEARCH_ONLY
+    stream -= frozenset() if args.get("--refresh") else REFRESH_ONLY
     takes = TAKES.get(command, stream)
     stray = [k for k, v in args.items() if k.startswith("--") and k not in takes and v != given[k]]
     return stray[0] if stray else None
@@ -147,10 +177,14 @@ def _stray(args: dict[str, Any], command: str) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run redpipe; returns the exit status."""
     args = _parse(argv)
-    command = "replay" if args["replay"] else "refresh" if args["refresh"] else ""
+    command = next((c for c in ("replay", "refresh", "search") if args[c]), "")
     stray = _stray(args, command)
     if stray:
-        what = f"{command} takes no" if command else "only refresh and --refresh take"
+        what = f"{command} takes no"
+        if not command:
+            owners = ((REPLAY_ONLY, "replay"), (SEARCH_ONLY, "search"))
+            what = next((f"only {o} takes" for opts, o in owners if stray in opts), "")
+            what = what or "only refresh and --refresh take"
         sys.stderr.write(f"redpipe: error: {what} {stray}\n")
         return EXIT_USAGE
     shutdown = Shutdown()
@@ -165,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _command(command: str, args: dict[str, Any], stderr: TextIO, shutdown: Shutdown) -> int:
     from . import launch
-    from .config import ReplayConfig, StreamConfig, from_args
+    from .config import RefreshConfig, ReplayConfig, StreamConfig, from_args
 
     try:
         config = from_args(args, os.environ)
@@ -183,4 +217,8 @@ def _command(command: str, args: dict[str, Any], stderr: TextIO, shutdown: Shutd
         return launch.stream(config, stderr, shutdown)
     if isinstance(config, ReplayConfig):
         return launch.replay(config, stderr, shutdown)
-    return launch.refresh(config, stderr, shutdown)
+    if isinstance(config, RefreshConfig):
+        return launch.refresh(config, stderr, shutdown)
+    from .found import search
+
+    return search(config, sys.stdout, stderr)

@@ -205,23 +205,31 @@ class Reporter:
 
 
 class DumpProgress:
-    """A replay's live line: bytes of the file read, lines, rate and time left."""
+    """A replay's live line: bytes of the file read, lines, with a filter the items kept,
+    rate and time left; for standard input, whose size is unknown, lines a second."""
 
     def __init__(self, live: LiveLine | None, name: str, clock: Callable[[], float]) -> None:
         self._live, self._name, self._clock = live, name, clock
-        self._start: tuple[float, int] | None = None
+        self._start: tuple[float, int, int] | None = None
 
-    def __call__(self, done: int, total: int, lines: int) -> None:
+    def __call__(
+        self, done: int | None, total: int | None, lines: int, kept: int | None = None
+    ) -> None:
         if self._live is None:
             return
         now = self._clock()
         if self._start is None:
-            self._start = (now, done)
-        elapsed, read = now - self._start[0], done - self._start[1]
-        rate = read / elapsed if elapsed > 0 else 0.0
+            self._start = (now, done or 0, lines)
+        elapsed = now - self._start[0]
+        what = f"{lines:,} lines" + ("" if kept is None else f", {kept:,} kept")
+        if done is None or total is None:
+            per_second = (lines - self._start[2]) / elapsed if elapsed > 0 else 0.0
+            self._live.show(f"{self._name}: {what}, {per_second:,.0f} lines/s")
+            return
+        rate = (done - self._start[1]) / elapsed if elapsed > 0 else 0.0
         eta = f", {_duration((total - done) / rate)} left" if rate > 0 and done < total else ""
         self._live.show(
             f"{self._name}: {done / 1e6:,.1f} of {total / 1e6:,.1f} MB, "
-            f"{lines:,} lines, {rate / 1e6:,.1f} MB/s{eta}",
+            f"{what}, {rate / 1e6:,.1f} MB/s{eta}",
             force=done >= total,
         )

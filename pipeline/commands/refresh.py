@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import TransientError
-from ..sinks.base import Archive, Row
+from ..sinks.base import Archive, Edit, Row
 from ..sources.listing import fetch_retrying, slept
 from ..sources.pacing import Backoff, Budget
 from ..sources.reddit import Page, RedditClient
 from ..transform.records import COUNTERS, KEEP_ON_PURGE, removal
 from ..transform.tables import COMMENTS, POSTS, RAW_FIELD, Table
+from ..transform.text import edited, text_columns
 from .context import Context
 
 BATCH = 100  # /api/info's limit
@@ -37,10 +38,12 @@ class Counts:
     gone: int = 0  # no longer returned at all (banned subreddit, spam, ...)
     restored: int = 0  # marked before, up again now (a removal undone)
     purged: int = 0
+    edited: int = 0  # items whose text changed: the old text kept in `edits`
 
     def line(self, table: str) -> str:
         return (
             f"{table}: {self.checked:,} checked, {self.changed:,} changed, "
+            f"{self.edited:,} edited, "
             f"{self.deleted:,} deleted by their authors, {self.removed:,} removed, "
             f"{self.gone:,} gone, {self.restored:,} restored, {self.purged:,} purged"
         )
@@ -56,19 +59,17 @@ def refresh(
     on_problem: Callable[[TransientError], None],
     progress: Callable[[str, Counts], None],
     finished: Callable[[str, Counts], None],
+    fts: bool = False,
 ) -> None:
-    """Check the items of every table the archive holds that are due."""
-    budget, backoff = Budget(context.clock), Backoff()
-
-    def info(names: list[str]) -> Page:
-        steps = fetch_retrying(
-            lambda: client.info(names), budget=budget, backoff=backoff, on_problem=on_problem
-        )
-        return slept(steps, context.sleep)
-
+    """Check the items of every table the archive holds that are due; with `fts`, index
+    their text first."""
+    info = _asker(client, context, on_problem)
     cutoff = context.wall_clock() - older_than
     # Each table as it is stored: refresh adds no chosen fields of its own.
-    for table in sink.adopt([POSTS, COMMENTS]).values():
+    held = sink.adopt([POSTS, COMMENTS])
+    if fts:
+        sink.full_text(list(held.values()))
+    for table in held.values():
         if not sink.count(table.name):
             continue  # empty: nothing to check
         sink.prepare([table])  # its bookkeeping columns, the first time
@@ -84,6 +85,21 @@ def refresh(
         finished(table.name, counts)
 
 
+def _asker(
+    client: RedditClient, context: Context, on_problem: Callable[[TransientError], None]
+) -> Callable[[list[str]], Page]:
+    """/api/info for a batch of names, retried and paced on the one budget."""
+    budget, backoff = Budget(context.clock), Backoff()
+
+    def info(names: list[str]) -> Page:
+        steps = fetch_retrying(
+            lambda: client.info(names), budget=budget, backoff=backoff, on_problem=on_problem
+        )
+        return slept(steps, context.sleep)
+
+    return info
+
+
 class Checker:
     """What a check of one table needs: which columns to compare, how to build rows."""
 
@@ -91,6 +107,7 @@ class Checker:
         fields = dict(zip(table.columns, table.fields))
         self.table = table
         self.counters = [c for c, f in fields.items() if f in COUNTERS]
+        self.texts = text_columns(table.kind, fields)
         self.at = {c: i for i, c in enumerate(table.columns)}
         self.build = table.row_builder()
         self.wiped = (
@@ -110,14 +127,39 @@ class Checker:
             for child in page.children
             for row in self.build([child], now)
         }
-        stored = sink.current(table.name, names, [*self.counters, "removed_how"])
-        changes = [
-            (name, _change(counts, fresh.get(name), old, self.counters, self.at, table.kind, now))
-            for name, old in stored.items()
-        ]
+        stored = sink.current(table.name, names, [*self.counters, *self.texts, "removed_how"])
+        changes, edits = [], []
+        for name, old in stored.items():
+            item = fresh.get(name)
+            values = _change(counts, item, old, self.counters, self.at, table.kind, now)
+            found = self._edits(name, item, old[len(self.counters) : -1], values, now)
+            counts.edited += bool(found)
+            edits += found
+            changes.append((name, values))
         with context.critical():
-            sink.update(table.name, changes)
+            sink.update(table.name, changes, edits)
             counts.checked += len(changes)  # inside: a stop at the commit still counts it
+
+    def _edits(
+        self,
+        name: str,
+        fresh: tuple[Row, dict[str, Any]] | None,
+        old: Row,
+        values: dict[str, Any],
+        now: float,
+    ) -> list[Edit]:
+        """The text columns of `name` that changed, set in `values`, their old text as
+        edits. Not of an item taken down: what Reddit shows then stands in for the text."""
+        if fresh is None or removal(self.table.kind, fresh[1]) is not None:
+            return []
+        row = fresh[0]
+        out = []
+        for column, before in zip(self.texts, old):
+            after = row[self.at[column]]
+            if edited(before, after):
+                values[column] = after
+                out.append(Edit(name, column, before, now))
+        return out
 
 
 def refresh_table(

@@ -27,6 +27,29 @@ class Checkpoint:
     finished: bool
 
 
+@dataclass(frozen=True)
+class Edit:
+    """Text refresh found replaced: what `column` of `fullname` held until `replaced_utc`."""
+
+    fullname: str
+    column: str
+    old: str
+    replaced_utc: float
+
+
+@dataclass(frozen=True)
+class Match:
+    """One item a search found, as stored; None where the table keeps no such column."""
+
+    fullname: str
+    created_utc: float | None
+    subreddit: str | None
+    author: str | None
+    text: str | None  # a post's title, a comment's body
+    permalink: str | None  # site-relative, as Reddit gives it
+    link_id: str | None  # a comment's post
+
+
 class Sink(Protocol):
     """Where the stream's rows go. `where` names it in messages (never a secret);
     `durable` says whether what it stores outlasts the run, `shared` whether processes on
@@ -96,11 +119,33 @@ class Archive(Sink, Protocol):
     ) -> dict[str, Row]:
         """The stored values of `columns` for those of `fullnames` still stored."""
 
-    def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        """Set {column: value} per fullname, in one transaction."""
+    def update(
+        self,
+        table: str,
+        changes: Sequence[tuple[str, Mapping[str, Any]]],
+        edits: Sequence[Edit] = (),
+    ) -> None:
+        """Set {column: value} per fullname and record `edits` in the `edits` table, all
+        in one transaction."""
 
     def purge_deleted(
         self, table: str, columns: Sequence[str], fullnames: Sequence[str] | None = None
     ) -> int:
         """Set `columns` to NULL for every item marked deleted by its author (of
-        `fullnames` only, if given); how many."""
+        `fullnames` only, if given), and drop the edits recorded of it; how many items
+        had text to purge."""
+
+    def full_text(self, tables: Sequence[Table]) -> None:
+        """Index the text of `tables` (titles, self texts, bodies) for `search`, over the
+        rows held, and remember it: tables made later (by prepare, or a lazy table's first
+        row) are indexed too, and every later write keeps the index, with or without this
+        call. Called before prepare, it indexes each table as prepare makes or widens it.
+        UsageError, before anything changes, where the index cannot be made or kept (a
+        SQLite without FTS5)."""
+
+    def search(
+        self, table: Table, query: str, *, subreddits: Sequence[str], limit: int
+    ) -> list[Match]:
+        """The newest `limit` items of `table` (as adopted) that match `query`, in SQLite
+        FTS5's syntax, of `subreddits` (lower case) only if given. UsageError for a
+        query that cannot be read, or a table without an index."""

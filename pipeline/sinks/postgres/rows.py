@@ -40,6 +40,11 @@ def _text(value: Any) -> str:
     return text
 
 
+def text(value: Any) -> Any:
+    """A value bound as a parameter: text with its NUL characters replaced."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
 def json_text(value: Any) -> str | None:
     """A value as jsonb's input, NUL characters replaced."""
     if value is None:

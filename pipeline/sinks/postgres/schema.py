@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ...errors import DatabaseError
 from ...transform.tables import RAW_FIELD, Stored, Table, check_stored
+from . import fulltext
 from .connection import Connection, rows
 
 SCHEMA_VERSION = 1
@@ -37,6 +38,12 @@ TYPES = {
 META = (
     "CREATE TABLE IF NOT EXISTS redpipe_meta (key text PRIMARY KEY, value text NOT NULL)",
     "INSERT INTO redpipe_meta VALUES ('schema_version', '1') ON CONFLICT DO NOTHING",
+)
+# Made by the first refresh that finds text edited: what each column held before.
+EDITS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS edits (fullname text NOT NULL, column_name text NOT NULL, "
+    "old_text text NOT NULL, replaced_utc double precision NOT NULL, "
+    "PRIMARY KEY (fullname, column_name, replaced_utc))"
 )
 # Made by the first replay; the live stream never needs it.
 REPLAY_TABLE = (
@@ -146,6 +153,23 @@ def make(conn: Connection, where: str, tables: Sequence[Table]) -> None:
             k=MAPPING_KEY.format(table.name),
             v=json.dumps(mapping),
         )
+        fulltext.keep(conn, table.name, table.kind, mapping)
+
+
+def index(conn: Connection, where: str, tables: Sequence[tuple[str, str]]) -> None:
+    """Turn the full-text index on and give each of `tables` ((name, kind) of those made)
+    its index, inside the caller's transaction, under the schema lock."""
+    conn.run(f"SELECT pg_advisory_xact_lock({SCHEMA_LOCK})")
+    for statement in META:
+        conn.run(statement)
+    fulltext.enable(conn)
+    for name, kind in tables:
+        fulltext.keep(conn, name, kind, recorded_fields(conn, where, name))
+
+
+def recorded_fields(conn: Connection, where: str, name: str) -> dict[str, str]:
+    """{column: field} as recorded for the table `name`."""
+    return _recorded(conn, where, name) or {}
 
 
 def by_subreddit(table: str) -> str:

@@ -14,11 +14,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 
 from ...transform.tables import Table, as_stored, check_stored
-from ..base import Checkpoint, Part, Row
-from . import checking, leases, schema
+from ...transform.text import unindexed
+from ..base import Checkpoint, Edit, Match, Part, Row
+from . import changes as changes_
+from . import checking, fulltext, leases, schema
 from .connection import Connection, Session, in_transaction, rows
 from .leases import Leases, holder_id
-from .rows import copy_lines, first_of_each, insert, json_text
+from .rows import copy_lines, first_of_each, insert
 from .target import Target
 
 T = TypeVar("T")
@@ -58,7 +60,7 @@ class PostgresSink:
         self.tables: dict[str, Table] = {}
         self._jsonb: dict[str, list[bool]] = {}
         self._made: set[str] = set()
-        self._replay_made = self._checking_made = False
+        self._replay_made = self._checking_made = self._edits_made = False
         self._indexed: set[str] = set()  # tables given the index newest(within=) reads
         # The first call connects: an unreachable server or a refused login ends the run
         # before anything else is done.
@@ -166,26 +168,22 @@ class PostgresSink:
             )
             self._staged.add(name)
 
-    def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    def update(
+        self,
+        table: str,
+        changes: Sequence[tuple[str, Mapping[str, Any]]],
+        edits: Sequence[Edit] = (),
+    ) -> None:
         jsonb = dict(zip(self._columns(table), self._jsonb[table]))
+        if edits and not self._edits_made:
+            self._once(schema.EDITS_TABLE)
+            self._edits_made = True
 
-        def apply(conn: Connection) -> None:
-            for name, values in sorted(changes, key=lambda change: change[0]):
-                sets = ", ".join(f"{c} = :v{i}" for i, c in enumerate(values))
-                params = {
-                    f"v{i}": json_text(v) if jsonb.get(c) else v
-                    for i, (c, v) in enumerate(values.items())
-                }
-                conn.run(f"UPDATE {table} SET {sets} WHERE fullname = :name", name=name, **params)
-            if self._checking_made:
-                conn.run(
-                    "DELETE FROM redpipe_checking WHERE tbl = :t "
-                    "AND fullname = ANY(CAST(:names AS text[]))",
-                    t=table,
-                    names=[name for name, _ in changes],
-                )
-
-        self._transaction(apply, f"updating {table}")
+        checked = self._checking_made
+        self._transaction(
+            lambda conn: changes_.apply(conn, table, changes, edits, jsonb, checked=checked),
+            f"updating {table}",
+        )
 
     def _columns(self, table: str) -> list[str]:
         held = self.tables[table]
@@ -194,21 +192,29 @@ class PostgresSink:
     def purge_deleted(
         self, table: str, columns: Sequence[str], fullnames: Sequence[str] | None = None
     ) -> int:
-        if not columns or (fullnames is not None and not fullnames):
+        if fullnames is not None and not fullnames:
             return 0
-        among = "fullname = ANY(CAST(:names AS text[])) AND " if fullnames is not None else ""
-        params = {"names": list(fullnames)} if fullnames is not None else {}
+        return self._transaction(
+            lambda conn: changes_.purge(conn, table, columns, fullnames), f"updating {table}"
+        )
 
-        def purge(conn: Connection) -> int:
-            conn.run(
-                f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in columns)} "
-                f"WHERE {among}removed_how = 'deleted' AND "
-                f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})",
-                **params,
-            )
-            return max(conn.row_count, 0)
+    def full_text(self, tables: Sequence[Table]) -> None:
+        made = [(t.name, t.kind) for t in tables if t.name in self._made]
+        self._transaction(lambda c: schema.index(c, self.where, made), "indexing")
 
-        return self._transaction(purge, f"updating {table}")
+    def search(
+        self, table: Table, query: str, *, subreddits: Sequence[str], limit: int
+    ) -> list[Match]:
+        if not self._session.run(lambda c: fulltext.indexed(c, table.name), "reading"):
+            raise unindexed(self.where, table.name)
+        held = (table.columns, table.fields)
+        found = self._session.run(
+            lambda c: fulltext.search(
+                c, table.name, table.kind, held, query, subreddits=subreddits, limit=limit
+            ),
+            "searching",
+        )
+        return [Match(*row) for row in found]
 
     # -- sharing ----------------------------------------------------------------------
 

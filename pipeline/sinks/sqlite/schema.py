@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from ...errors import DatabaseBusy, DatabaseError, DatabaseFull
 from ...transform.tables import RAW_FIELD, Stored, Table, check_stored
+from . import fulltext
 
 SCHEMA_VERSION = 1
 HEADER = b"SQLite format 3\x00"
@@ -130,6 +131,7 @@ def inspect(path: str, tables: Sequence[Table], *, fields: bool) -> None:
                 row = conn.execute(
                     "SELECT value FROM redpipe_meta WHERE key = 'schema_version'"
                 ).fetchone()
+            fulltext.refuse_without(conn, path)
         except sqlite3.Error as exc:
             raise fail(path, exc, "reading its schema") from exc
     finally:
@@ -165,6 +167,12 @@ def make(conn: sqlite3.Connection, path: str, tables: Sequence[Table]) -> None:
             "INSERT OR REPLACE INTO redpipe_meta VALUES (?, ?)",
             (MAPPING_KEY.format(table.name), json.dumps(mapping)),
         )
+        fulltext.keep(conn, table.name, table.kind, mapping)
+
+
+def recorded_fields(conn: sqlite3.Connection, name: str) -> dict[str, str]:
+    """{column: field} as recorded for the table `name`."""
+    return _recorded(conn, name) or {}
 
 
 def _recorded(conn: sqlite3.Connection, name: str) -> dict[str, str] | None:
@@ -210,6 +218,13 @@ REPLAY_TABLE = (
     "(dump TEXT PRIMARY KEY, lines INTEGER NOT NULL, finished INTEGER NOT NULL)"
 )
 REPLAY_SAVE = "INSERT OR REPLACE INTO redpipe_replay VALUES (?, ?, ?)"
+# Made by the first refresh that finds text edited: what each column held before.
+EDITS_TABLE = (
+    "CREATE TABLE IF NOT EXISTS edits (fullname TEXT NOT NULL, column_name TEXT NOT NULL, "
+    "old_text TEXT NOT NULL, replaced_utc REAL NOT NULL, "
+    "PRIMARY KEY (fullname, column_name, replaced_utc))"
+)
+EDITS_SAVE = "INSERT OR IGNORE INTO edits VALUES (?, ?, ?, ?)"
 
 
 def by_subreddit(table: str) -> str:

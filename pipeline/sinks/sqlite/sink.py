@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import sqlite3
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -11,37 +10,14 @@ from typing import Any, TypeVar
 
 from ...errors import DatabaseError
 from ...transform.tables import Table, as_stored, check_stored
-from ..base import Checkpoint, Part, Row
-from . import schema
+from ...transform.text import unindexed
+from ..base import Checkpoint, Edit, Match, Part, Row
+from . import changes as changes_
+from . import fulltext, schema
+from .encoding import encoder
 
 T = TypeVar("T")
 CHUNK = 500  # old SQLite allows 999 variables in one statement
-
-
-def _json(value: Any) -> Any:
-    # An object or a list is stored as its JSON text, for json_extract() later.
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return value
-
-
-def encoder(table: Table) -> Callable[[Sequence[Row]], Sequence[Row]]:
-    """How rows of `table` become SQLite values. sqlite3 binds a bool as 0/1 itself, so only
-    columns that may hold objects need work; the default tables have none."""
-    structured = table.structured
-    if not structured:
-        return lambda rows: rows
-
-    def encode(rows: Sequence[Row]) -> Sequence[Row]:
-        out = []
-        for row in rows:
-            values = list(row)
-            for i in structured:
-                values[i] = _json(values[i])
-            out.append(tuple(values))
-        return out
-
-    return encode
 
 
 class SqliteSink:
@@ -137,11 +113,12 @@ class SqliteSink:
         def insert(conn: sqlite3.Connection) -> list[int]:
             added = []
             for table, rows in parts:
-                before = conn.total_changes
-                if rows:
-                    sql, encode = writes[table]
-                    conn.executemany(sql, encode(rows))
-                added.append(conn.total_changes - before)
+                if not rows:
+                    added.append(0)
+                    continue
+                sql, encode = writes[table]
+                # rowcount, not total_changes: the full-text index's triggers change rows too.
+                added.append(max(conn.executemany(sql, encode(rows)).rowcount, 0))
             if checkpoint is not None:
                 conn.execute(schema.REPLAY_TABLE)
                 saved = (checkpoint.dump, checkpoint.lines, int(checkpoint.finished))
@@ -155,37 +132,46 @@ class SqliteSink:
         )
         return self._transaction(insert, f"writing a batch ({lost or 'progress'})")
 
-    def update(self, table: str, changes: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
-        def apply(conn: sqlite3.Connection) -> None:
-            for name, values in changes:
-                sets = ", ".join(f"{c} = ?" for c in values)
-                conn.execute(
-                    f"UPDATE {table} SET {sets} WHERE fullname = ?",
-                    [*map(_json, values.values()), name],
-                )
-
-        self._transaction(apply, f"updating {table}")
+    def update(
+        self,
+        table: str,
+        changes: Sequence[tuple[str, Mapping[str, Any]]],
+        edits: Sequence[Edit] = (),
+    ) -> None:
+        self._transaction(
+            lambda conn: changes_.apply(conn, table, changes, edits), f"updating {table}"
+        )
 
     def purge_deleted(
         self, table: str, columns: Sequence[str], fullnames: Sequence[str] | None = None
     ) -> int:
-        if not columns:
-            return 0
-        among, args = "", list(fullnames or ())
-        if fullnames is not None:
-            among = f"fullname IN ({','.join('?' * len(args))}) AND " if args else "0 AND "
+        return self._transaction(
+            lambda conn: changes_.purge(conn, table, columns, fullnames), f"updating {table}"
+        )
 
-        def purge(conn: sqlite3.Connection) -> int:
-            before = conn.total_changes
-            conn.execute(
-                f"UPDATE {table} SET {', '.join(f'{c} = NULL' for c in columns)} "
-                f"WHERE {among}removed_how = 'deleted' AND "
-                f"({' OR '.join(f'{c} IS NOT NULL' for c in columns)})",
-                args,
-            )
-            return conn.total_changes - before
+    def full_text(self, tables: Sequence[Table]) -> None:
+        def index(conn: sqlite3.Connection) -> None:
+            fulltext.require(conn, self.path)  # before the first write
+            for statement in schema.META:
+                conn.execute(statement)
+            fulltext.enable(conn)
+            for table in tables:
+                if table.name in self._made:
+                    fields = schema.recorded_fields(conn, table.name)
+                    fulltext.keep(conn, table.name, table.kind, fields)
 
-        return self._transaction(purge, f"updating {table}")
+        self._transaction(index, "making the full-text index")
+
+    def search(
+        self, table: Table, query: str, *, subreddits: Sequence[str], limit: int
+    ) -> list[Match]:
+        conn = self._connection([table], fields=False)
+        if not self._run(lambda: fulltext.indexed(conn, table.name)):
+            raise unindexed(self.path, table.name)
+        try:
+            return fulltext.search(conn, table, query, subreddits=subreddits, limit=limit)
+        except sqlite3.Error as exc:
+            raise schema.fail(self.path, exc, "searching") from exc
 
     def claim(self, role: str) -> bool:
         # flock, not fcntl: SQLite's own locks are fcntl ones, which closing any other
