@@ -38,6 +38,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run alone too: the source tree's packages
+
+from bench.floor import load_floor  # noqa: E402
+from tests.fakereddit import base36  # noqa: E402
+
 FIXTURES = ROOT.parent / "shared" / "fixtures" / "reddit"
 MONTH = calendar.timegm((2024, 1, 1, 0, 0, 0)), calendar.timegm((2024, 2, 1, 0, 0, 0))
 SHARE = 100  # one line in SHARE matches each filter
@@ -81,17 +86,17 @@ def make(path: Path, kind: str, lines: int, seed: int = 15) -> dict[str, int]:
             record = {k: v for k, v in real[i % len(real)].items() if k not in DROPPED}
             sub = SUBREDDIT if i % SHARE == 37 else next(subs)
             author = AUTHOR if i % SHARE == 71 else next(users)
-            ident, created = _base36(10**9 + i), MONTH[0] + span * i // lines
+            ident, created = base36(10**9 + i), MONTH[0] + span * i // lines
             record.update(
                 id=ident,
                 name=f"{prefix}_{ident}",
                 subreddit=sub,
                 subreddit_name_prefixed=f"r/{sub}",
-                subreddit_id=f"t5_{_base36(zlib.crc32(sub.encode()))}",
+                subreddit_id=f"t5_{base36(zlib.crc32(sub.encode()))}",
                 author=author,
                 created_utc=created,
                 retrieved_on=created + 36 * 3600,
-                permalink=f"/r/{sub}/comments/{_base36(i)}/_/{ident}/",
+                permalink=f"/r/{sub}/comments/{base36(i)}/_/{ident}/",
             )
             out.write(json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")))
             out.write("\n")
@@ -99,26 +104,6 @@ def make(path: Path, kind: str, lines: int, seed: int = 15) -> dict[str, int]:
             kept["author"] += author == AUTHOR
             kept["date"] += WINDOW[0] <= created < WINDOW[1]
     return kept
-
-
-def _base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if not n:
-            return out
-
-
-def floor(path: Path) -> float:
-    """Seconds to read and json.loads every line."""
-    loads = json.loads
-    started = time.perf_counter()
-    with open(path, "rb") as f:
-        for line in f:
-            loads(line)
-    return time.perf_counter() - started
 
 
 FILTERS = {
@@ -166,7 +151,7 @@ def _measure(
     took: dict[str, list[float]] = {f: [] for f in FILTERS}
     ratios: dict[str, list[float]] = {f: [] for f in FILTERS}
     for run in range(runs):
-        floors.append(floor(path))
+        floors.append(load_floor(path))
         for which, options in FILTERS.items():
             seconds, stored = replayed(pyz, path, path.with_name(f"{which}{run}.sqlite"), options)
             assert stored == expect[which], (which, stored, expect)

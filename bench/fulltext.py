@@ -40,6 +40,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run alone too: the source tree's packages
+
+from tests.fakereddit import base36  # noqa: E402
+
 GENERATOR = 1  # bump when what the corpus makes changes: cached databases are made again
 CACHE = Path(tempfile.gettempdir()) / "redpipe-bench-fulltext"
 START = 1_700_000_000  # created_utc of the first post
@@ -96,15 +100,6 @@ leagueoflegends pcmasterrace dankmemes nextfuckinglevel science technology
 """
 SUBREDDITS = SUBREDDIT_TEXT.split()
 SUBREDDIT_COUNT = 8000
-
-
-def base36(n: int) -> str:
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    out = ""
-    while n:
-        n, d = divmod(n, 36)
-        out = digits[d] + out
-    return out or "0"
 
 
 SYLLABLES = [c + v for c in TAIL_CONSONANTS for v in TAIL_VOWELS]

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench import filtered, fulltext, loadstage, postgres  # noqa: E402
+from bench.floor import load_floor  # noqa: E402
 from tests.fakereddit import FakeReddit  # noqa: E402
 from tests.pythons import interpreters  # noqa: E402
 
@@ -125,15 +126,6 @@ def make_ndjson(path: Path, n: int) -> float:
                 out.write(json.dumps(post, ensure_ascii=False) + "\n")
     fake.stop()
     return path.stat().st_size / n
-
-
-def load_floor(path: Path) -> float:
-    loads = json.loads
-    started = time.perf_counter()
-    with open(path, "rb") as f:
-        for line in f:
-            loads(line)
-    return time.perf_counter() - started
 
 
 def load_redpipe(path: Path, db: Path, pyz: Path) -> float:

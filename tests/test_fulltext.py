@@ -198,7 +198,7 @@ def connect(*args, **kwargs):
     return conn
 sqlite3.connect = connect
 sys.argv = ["redpipe.pyz", *sys.argv[2:]]
-runpy.run_path(sys.argv_pyz if False else sys.argv[0] and {pyz!r}, run_name="__main__")
+runpy.run_path({pyz!r}, run_name="__main__")
 """
 
 
@@ -239,7 +239,7 @@ def test_a_sqlite_without_fts5_is_refused_before_anything_changes(
     version: str, pyz: Path, empty_python: Callable[[str], Path], tmp_path: Path
 ) -> None:
     python = empty_python(version)
-    script = NO_FTS5.replace("sys.argv_pyz if False else sys.argv[0] and {pyz!r}", repr(str(pyz)))
+    script = NO_FTS5.format(pyz=str(pyz))
     dump = tmp_path / "RS_x"
     dump.write_text(json.dumps({"id": "a1", "title": "t", "created_utc": 1_600_000_000}) + "\n")
     db = tmp_path / "r.sqlite"

@@ -24,6 +24,16 @@ def text_columns(kind: str, fields: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(by_field[f] for f in TEXT_FIELDS[kind] if f in by_field)
 
 
+def shown_columns(
+    kind: str, columns: tuple[str, ...], fields: tuple[str, ...], prefix: str = ""
+) -> list[str]:
+    """What a search selects, in Match's order: each column as `prefix` + its name, or
+    NULL where the table keeps no such field."""
+    wanted = ("fullname", "created_utc", "subreddit", "author", SHOWN_FIELD[kind],
+              "permalink", "link_id")  # fmt: skip
+    return [prefix + c if (c := column_of(columns, fields, f)) else "NULL" for f in wanted]
+
+
 def column_of(columns: tuple[str, ...], fields: tuple[str, ...], field: str) -> str | None:
     """The column a table fills from `field`, if it has one."""
     for column, source in zip(columns, fields):

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...transform.query import parse, tsquery
-from ...transform.text import SHOWN_FIELD, column_of, text_columns
+from ...transform.text import column_of, shown_columns, text_columns
 from .connection import Connection, rows
 
 FTS_KEY = "fts"
@@ -85,11 +85,7 @@ def search(
     tsquery), of `subreddits` only if any; `held` is the table's (columns, fields)."""
     expression, terms = tsquery(parse(query), CONFIG)
     columns, fields = held
-    shown = [
-        c if (c := column_of(columns, fields, f)) else "NULL"
-        for f in ("fullname", "created_utc", "subreddit", "author", SHOWN_FIELD[kind],
-                  "permalink", "link_id")
-    ]  # fmt: skip
+    shown = shown_columns(kind, columns, fields)
     where = column_of(columns, fields, "subreddit")
     among = ""
     if subreddits:

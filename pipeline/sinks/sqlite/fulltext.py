@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from ...errors import UsageError
 from ...transform.tables import Table
-from ...transform.text import SHOWN_FIELD, column_of, text_columns
+from ...transform.text import column_of, shown_columns, text_columns
 from ..base import Match
 
 FTS_KEY = "fts"
@@ -121,11 +121,7 @@ def search_sql(
 ) -> str:
     """Matches of one parameter, of `subreddits` more if any, newest first, at most the
     last parameter's number."""
-    shown = [
-        f"t.{c}" if (c := column_of(columns, fields, f)) else "NULL"
-        for f in ("fullname", "created_utc", "subreddit", "author", SHOWN_FIELD[kind],
-                  "permalink", "link_id")
-    ]  # fmt: skip
+    shown = shown_columns(kind, columns, fields, "t.")
     where = column_of(columns, fields, "subreddit")
     among = ""
     if subreddits and where:
